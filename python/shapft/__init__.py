@@ -1,0 +1,21 @@
+#
+# Copyright 2026 gr-shapft authors
+#
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+"""gr-shapft: attack and defend deep-learning modulation classifiers in GNU Radio.
+
+Blocks: channel_model_source (RadioML-style frames through a dynamic channel),
+fgsm_injector (adversarial perturbations), negative_point_mask (SHAP-FT's deletion)
+and classifier_sink (TorchScript classification). The GNU-Radio-free library
+(models, attacks, SHAP, training, data I/O) lives in the same package.
+"""
+
+# import pybind11 generated symbols into the shapft namespace
+try:
+    # this might fail if the module is python-only
+    from .shapft_python import *  # noqa: F401,F403
+except ModuleNotFoundError:
+    pass
+
+from .channel_model_source import channel_model_source  # noqa: E402,F401

@@ -1,0 +1,122 @@
+"""Dataset generation: `channel_model_source` run in one short flowgraph per
+(modulation, SNR) setting, collected into SigMF recordings.
+
+Seeds derive from (seed, split, class, SNR), so every setting's frames are the same
+whatever order or process computes them, and the same seed gives the same bytes.
+"""
+import concurrent.futures
+import math
+import os
+
+import numpy as np
+import pmt
+from gnuradio import blocks, gr
+from tqdm import tqdm
+
+from . import recording as rec
+from .channel_model_source import channel_model_source
+from .radioml import CLASSES, FRAME_LENGTH, SNRS_DB
+
+# Frames drawn from one transmitter+channel chain before a new, independent chain is
+# used. The channel's fading (1 Hz Doppler) is nearly static over a chain's few
+# milliseconds, so fewer frames per chain means more channel diversity per setting.
+FRAMES_PER_CHAIN = 4
+
+# Split name -> (frames per class and SNR); 'tiny-test' is handled by spread_counts.
+PRESETS = {
+    "tiny": {"tiny-train": 35, "tiny-test": None, "adv-data": 30},
+    "small": {"train": 120, "val": 40, "test": 40},
+    "rml2016a": {"train": 600, "val": 200, "test": 200},
+}
+TINY_TEST_PER_CLASS = 30
+SPLIT_IDS = {"tiny-train": 1, "tiny-test": 2, "adv-data": 3, "train": 4, "val": 5, "test": 6}
+DESCRIPTIONS = {
+    "tiny-train": "SHAP-FT tiny-train: 35 frames per class and SNR (training and validation)",
+    "tiny-test": "SHAP-FT tiny-test: 30 frames per class, SNRs spread over the grid",
+    "adv-data": "SHAP-FT adv-data: 30 frames per class and SNR, the set attacked in deployment",
+    "train": "training split", "val": "validation split", "test": "test split",
+}
+
+
+def uniform_counts(per_setting, modulations=CLASSES, snrs_db=SNRS_DB):
+    return {(m, float(s)): per_setting for m in modulations for s in snrs_db}
+
+
+def spread_counts(per_class, seed, modulations=CLASSES, snrs_db=SNRS_DB):
+    """`per_class` frames per class over the SNR grid: every SNR gets floor or ceil of
+    per_class/len(grid); which SNRs get the extra frame is drawn per class."""
+    rng = np.random.default_rng([seed, 0x7E57])
+    counts = {}
+    base, extra = divmod(per_class, len(snrs_db))
+    for m in modulations:
+        lucky = set(rng.choice(len(snrs_db), size=extra, replace=False).tolist())
+        for i, s in enumerate(snrs_db):
+            counts[(m, float(s))] = base + (i in lucky)
+    return counts
+
+
+def _setting_seed(seed, split_id, name, snr_db):
+    key = [seed, split_id, CLASSES.index(name), int(round(snr_db * 10)) + 1000]
+    return int(np.random.SeedSequence(key).generate_state(1)[0] >> 1)
+
+
+def run_setting(name, snr_db, n_frames, seed, frames_per_chain=FRAMES_PER_CHAIN, channel=None):
+    """Frames (complex64 [n, 128]) of one setting from a short flowgraph; the tags are
+    checked against the setting, so a frame can never carry the wrong label."""
+    chains = max(1, math.ceil(n_frames / frames_per_chain))
+    tb = gr.top_block()
+    tb.source = channel_model_source([name], [snr_db], num_frames=n_frames, seed=seed,
+                                     chains_per_setting=chains, transient=1024, channel=channel)
+    tb.sink = blocks.vector_sink_c(FRAME_LENGTH)
+    tb.connect(tb.source, tb.sink)
+    tb.run()
+    frames = np.asarray(tb.sink.data(), dtype=np.complex64).reshape(-1, FRAME_LENGTH)
+    labels = [pmt.symbol_to_string(t.value) for t in tb.sink.tags() if pmt.symbol_to_string(t.key) == "label"]
+    if len(frames) != n_frames or labels != [name] * n_frames:
+        raise RuntimeError(f"{name} at {snr_db} dB: expected {n_frames} frames tagged {name}, "
+                           f"got {len(frames)} frames and {len(labels)} label tags")
+    return frames
+
+
+def _run_setting_job(args):
+    return run_setting(*args)
+
+
+def generate_split(counts, seed, split, workers=None, progress=True, channel=None):
+    """A Recording with counts[(class name, snr)] frames per setting, in class then SNR order."""
+    split_id = SPLIT_IDS.get(split, 0)
+    settings = [(m, s, n) for (m, s), n in sorted(counts.items(), key=lambda kv: (CLASSES.index(kv[0][0]), kv[0][1])) if n > 0]
+    jobs = [(m, s, n, _setting_seed(seed, split_id, m, s), FRAMES_PER_CHAIN, channel) for m, s, n in settings]
+    workers = workers or min(2, os.cpu_count() or 1)
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        results = list(tqdm(pool.map(_run_setting_job, jobs), total=len(jobs), desc=split,
+                            unit="setting", disable=not progress, leave=False))
+    frames = np.concatenate(results)
+    labels = np.concatenate([[CLASSES.index(m)] * n for m, _, n in settings])
+    snrs = np.concatenate([[s] * n for _, s, n in settings])
+    return rec.Recording(frames, labels, snrs)
+
+
+def preset_counts(preset, seed):
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    return {split: (uniform_counts(n) if n is not None else spread_counts(TINY_TEST_PER_CLASS, seed))
+            for split, n in PRESETS[preset].items()}
+
+
+def generate_preset(preset, out_dir, seed, force=False, workers=None, progress=True):
+    """Write every split of a preset to OUT_DIR/<split>.sigmf-{meta,data}; returns
+    {split: Recording}. Refuses existing output unless force."""
+    counts = preset_counts(preset, seed)
+    for split in counts:
+        if rec.exists(os.path.join(out_dir, split)) and not force:
+            raise FileExistsError(f"{os.path.join(out_dir, split)}.sigmf-meta exists; pass --force to overwrite")
+    written = {}
+    for split, split_counts in counts.items():
+        recording = generate_split(split_counts, seed, split, workers=workers, progress=progress)
+        recording.info = {"generator": {"preset": preset, "split": split, "seed": seed,
+                                        "frames_per_chain": FRAMES_PER_CHAIN, "transient": 1024,
+                                        "window": 2 * FRAME_LENGTH}}
+        rec.write(os.path.join(out_dir, split), recording, DESCRIPTIONS[split], overwrite=force)
+        written[split] = recording
+    return written

@@ -1,0 +1,134 @@
+"""TorchScript model files that carry their own metadata (CONVENTIONS section 5).
+
+A model file is a TorchScript archive whose `forward` takes float32 [B, 2, L] and
+returns logits [B, C], with a JSON extra file `shapft.json` inside: class names,
+frame length, input convention, architecture, parameter count, the negative-point
+mask the model expects (key `mask`, or null) and training provenance. A block or
+command needs nothing but the file. Loading runs TorchScript only; nothing is
+unpickled.
+"""
+import dataclasses
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import torch
+
+from . import artifacts
+from .radioml import CLASSES
+
+METADATA_NAME = "shapft.json"
+FORMAT = "shapft-model/1"
+INPUT_CONVENTION = "float32 [B, 2, L]: I then Q, unit average power per complex sample"
+OUTPUT_CONVENTION = "logits [B, C] (no softmax)"
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    module: torch.jit.ScriptModule
+    metadata: dict
+    sha256: str
+    path: Path
+
+    @property
+    def frame_length(self):
+        """Length of the frames the model classifies (128 - m for a SHAP-FT model)."""
+        return int(self.metadata["frame_length"])
+
+    @property
+    def classes(self):
+        return list(self.metadata["classes"])
+
+    @property
+    def mask(self):
+        return self.metadata.get("mask")
+
+    @property
+    def arch(self):
+        return self.metadata["arch"]
+
+    def has_attention(self):
+        return hasattr(self.module, "forward_with_attention")
+
+
+def build_metadata(model, arch, frame_length, provenance, mask=None, training=None, classes=CLASSES):
+    return {
+        "format": FORMAT,
+        "arch": arch,
+        "classes": list(classes),
+        "frame_length": int(frame_length),
+        "input": INPUT_CONVENTION,
+        "output": OUTPUT_CONVENTION,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "mask": mask,
+        "provenance": provenance,
+        "training": training or {},
+    }
+
+
+def save(model, path, metadata):
+    """Script `model` (in eval mode) and write it atomically with its metadata."""
+    missing = {"arch", "classes", "frame_length"} - set(metadata)
+    if missing:
+        raise ValueError(f"model metadata lacks {sorted(missing)}")
+    was_training = model.training
+    model.eval()
+    try:
+        scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.script(model)
+        probe = torch.zeros(2, 2, int(metadata["frame_length"]))
+        with torch.no_grad():
+            logits = scripted(probe)
+        if tuple(logits.shape) != (2, len(metadata["classes"])):
+            raise ValueError(f"model returns {tuple(logits.shape)} for [2, 2, {metadata['frame_length']}] "
+                             f"input; expected (2, {len(metadata['classes'])})")
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer, _extra_files={METADATA_NAME: json.dumps(metadata, indent=2)})
+    finally:
+        model.train(was_training)
+    artifacts.write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def load(path, num_threads=None):
+    """Load and check a model file; any problem is a ValueError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"model file {path} is not a TorchScript archive (corrupt or wrong format)")
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    extra = {METADATA_NAME: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as err:  # torch raises RuntimeError subclasses with long C++ traces
+        raise ValueError(f"model file {path} cannot be loaded as TorchScript: "
+                         f"{str(err).splitlines()[0]}") from None
+    if not extra[METADATA_NAME]:
+        raise ValueError(f"model file {path} carries no {METADATA_NAME} metadata; "
+                         "export it with gr-shapft (shapft train)")
+    try:
+        metadata = json.loads(extra[METADATA_NAME])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"model file {path}: metadata is not valid JSON ({err})") from None
+    for key in ("arch", "classes", "frame_length"):
+        if key not in metadata:
+            raise ValueError(f"model file {path}: metadata lacks {key!r}")
+    module.eval()
+    loaded = LoadedModel(module, metadata, artifacts.sha256_file(path), path)
+    _check_shapes(loaded)
+    return loaded
+
+
+def _check_shapes(loaded):
+    probe = torch.zeros(1, 2, loaded.frame_length)
+    try:
+        with torch.no_grad():
+            logits = loaded.module(probe)
+    except Exception as err:
+        raise ValueError(f"model file {loaded.path}: forward fails on [1, 2, {loaded.frame_length}] "
+                         f"input ({str(err).splitlines()[0]})") from None
+    if tuple(logits.shape) != (1, len(loaded.classes)):
+        raise ValueError(f"model file {loaded.path}: returns {tuple(logits.shape)}, expected "
+                         f"(1, {len(loaded.classes)}) logits")
