@@ -19,3 +19,8 @@ except ModuleNotFoundError:
     pass
 
 from .channel_model_source import channel_model_source  # noqa: E402,F401
+from .classifier_sink import classifier_sink  # noqa: E402,F401
+from .fgsm_injector import fgsm_injector  # noqa: E402,F401
+from .negative_point_mask import negative_point_mask  # noqa: E402,F401
+from . import model_file, negative_points, shipped  # noqa: E402,F401  (used by the GRC YAML)
+from .demo import demo_report  # noqa: E402,F401

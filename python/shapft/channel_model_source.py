@@ -18,6 +18,7 @@ from .radioml import CLASSES, FRAME_LENGTH, SAMPLE_RATE_HZ, SNRS_DB
 DEFAULT_CHANNEL = dict(sro_std_hz=0.01, sro_max_hz=50.0, cfo_std_hz=0.01, cfo_max_hz=500.0,
                        fading_sinusoids=8, doppler_hz=1.0, rician_k=4.0,
                        delays=(0.0, 0.9, 1.7), mags=(1.0, 0.8, 0.3), fading_taps=8)
+FRAME_BUFFER = 2048
 LABEL_TAG = pmt.intern("label")
 SNR_TAG = pmt.intern("snr_db")
 
@@ -160,6 +161,8 @@ class channel_model_source(gr.hier_block2):
             self.transmitters.append(transmitters.make_transmitter(name, int(seeds[2 * i] >> 1), max_samples))
             self.channels.append(make_channel(snr, int(seeds[2 * i + 1] >> 1), channel))
         self.picker = frame_picker(settings, num_frames, frame_length, window, transient, seed)
+        # Room for large batches downstream (a classifier infers faster on many frames).
+        self.picker.set_min_output_buffer(FRAME_BUFFER)
         for i, (tx, ch) in enumerate(zip(self.transmitters, self.channels)):
             self.connect(tx, ch, (self.picker, i))
         self.connect(self.picker, self)

@@ -14,7 +14,7 @@ from gnuradio import blocks, gr
 from tqdm import tqdm
 
 from . import recording as rec
-from .channel_model_source import channel_model_source
+from .channel_model_source import DEFAULT_CHANNEL, channel_model_source
 from .radioml import CLASSES, FRAME_LENGTH, SNRS_DB
 
 # Frames drawn from one transmitter+channel chain before a new, independent chain is
@@ -116,7 +116,7 @@ def generate_preset(preset, out_dir, seed, force=False, workers=None, progress=T
         recording = generate_split(split_counts, seed, split, workers=workers, progress=progress)
         recording.info = {"generator": {"preset": preset, "split": split, "seed": seed,
                                         "frames_per_chain": FRAMES_PER_CHAIN, "transient": 1024,
-                                        "window": 2 * FRAME_LENGTH}}
+                                        "window": 2 * FRAME_LENGTH, "channel": DEFAULT_CHANNEL}}
         rec.write(os.path.join(out_dir, split), recording, DESCRIPTIONS[split], overwrite=force)
         written[split] = recording
     return written

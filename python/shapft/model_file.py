@@ -7,9 +7,11 @@ mask the model expects (key `mask`, or null) and training provenance. A block or
 command needs nothing but the file. Loading runs TorchScript only; nothing is
 unpickled.
 """
+import contextlib
 import dataclasses
 import io
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -52,6 +54,15 @@ class LoadedModel:
         return hasattr(self.module, "forward_with_attention")
 
 
+@contextlib.contextmanager
+def _quiet_torchscript():
+    # torch 2.13 marks TorchScript deprecated on every call; our file format is
+    # TorchScript by design (CONVENTIONS section 5), so the warning is noise here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit")
+        yield
+
+
 def build_metadata(model, arch, frame_length, provenance, mask=None, training=None, classes=CLASSES):
     return {
         "format": FORMAT,
@@ -75,7 +86,8 @@ def save(model, path, metadata):
     was_training = model.training
     model.eval()
     try:
-        scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.script(model)
+        with _quiet_torchscript():
+            scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.script(model)
         probe = torch.zeros(2, 2, int(metadata["frame_length"]))
         with torch.no_grad():
             logits = scripted(probe)
@@ -83,11 +95,40 @@ def save(model, path, metadata):
             raise ValueError(f"model returns {tuple(logits.shape)} for [2, 2, {metadata['frame_length']}] "
                              f"input; expected (2, {len(metadata['classes'])})")
         buffer = io.BytesIO()
-        torch.jit.save(scripted, buffer, _extra_files={METADATA_NAME: json.dumps(metadata, indent=2)})
+        with _quiet_torchscript():
+            torch.jit.save(scripted, buffer, _extra_files={METADATA_NAME: json.dumps(metadata, indent=2)})
     finally:
         model.train(was_training)
     artifacts.write_bytes(path, buffer.getvalue())
     return Path(path)
+
+
+def read_metadata(path):
+    """The metadata of a model file, read from the archive without loading torch code:
+    what GNU Radio Companion needs to size a block's ports."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"model file {path} is not a TorchScript archive (corrupt or wrong format)")
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if n.endswith(f"/extra/{METADATA_NAME}")]
+        if not names:
+            raise ValueError(f"model file {path} carries no {METADATA_NAME} metadata")
+        return json.loads(archive.read(names[0]))
+
+
+def frame_length_of(path):
+    """Length of the frames the model classifies (classifier_sink's vector length)."""
+    return int(read_metadata(path)["frame_length"])
+
+
+def full_frame_length_of(path):
+    """Length of the frames before any deletion: the mask's frame length for a SHAP-FT
+    model, else the model's (fgsm_injector's vector length)."""
+    metadata = read_metadata(path)
+    mask = metadata.get("mask")
+    return int(mask["frame_length"] if mask else metadata["frame_length"])
 
 
 def load(path, num_threads=None):
@@ -101,7 +142,8 @@ def load(path, num_threads=None):
         torch.set_num_threads(int(num_threads))
     extra = {METADATA_NAME: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with _quiet_torchscript():
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as err:  # torch raises RuntimeError subclasses with long C++ traces
         raise ValueError(f"model file {path} cannot be loaded as TorchScript: "
                          f"{str(err).splitlines()[0]}") from None

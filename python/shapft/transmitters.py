@@ -6,8 +6,10 @@ Digital modulations run at 8 samples per symbol (25 kBd); linear ones are shaped
 root-raised-cosine filter (roll-off 0.35). Analog ones carry the synthetic programme
 of `program_material`, up-sampled from 40 kHz.
 """
+import functools
+
 import numpy as np
-from gnuradio import analog, blocks, digital, filter, gr
+from gnuradio import analog, blocks, digital, fft, filter, gr
 
 from . import program_material
 from .radioml import CLASSES, SAMPLE_RATE_HZ
@@ -83,11 +85,30 @@ class cpfsk_transmitter(gr.hier_block2):
         self.connect(self.bits, self.modulator, self)
 
 
+def interpolation_taps():
+    """x5 audio interpolation: flat to 9 kHz (the programme is band-limited to 8 kHz),
+    images above 20 kHz removed; gain 5 keeps the amplitude."""
+    return filter.firdes.low_pass(AUDIO_UPSAMPLE, SAMPLE_RATE_HZ, 9e3, 6e3)
+
+
+HILBERT_TAPS = 257   # at 40 kHz: a 150 Hz transition band, below the programme's pitch
+
+
+@functools.lru_cache(maxsize=4)
+def analytic_power(seed):
+    """Mean power of the programme's analytic signal a + jH{a} through gr-filter's own
+    Hilbert taps, so AM-SSB can be scaled to exactly unit power."""
+    audio = program_material.programme(seed).astype(np.float64)
+    hilbert = np.convolve(audio, filter.firdes.hilbert(HILBERT_TAPS, fft.window.WIN_HAMMING, 6.76), "same")
+    return float(np.mean(audio ** 2) + np.mean(hilbert ** 2))
+
+
 class analog_transmitter(gr.hier_block2):
-    """Synthetic programme at 40 kHz -> x5 resampler -> AM-DSB, AM-SSB or WBFM at 200 kHz.
+    """Synthetic programme at 40 kHz -> AM-DSB, AM-SSB or WBFM at 200 kHz (x5 interpolation).
 
     AM-DSB: full carrier, 1 + 0.8 a(t). AM-SSB: upper sideband, suppressed carrier
-    (Hilbert transformer). WBFM: 75 us pre-emphasis and an FM modulator with 75 kHz deviation.
+    (Hilbert transformer at the audio rate). WBFM: 75 us pre-emphasis and an FM
+    modulator with 75 kHz deviation. Each output has unit average power.
     """
 
     def __init__(self, name, seed, max_samples=None):
@@ -101,24 +122,25 @@ class analog_transmitter(gr.hier_block2):
         if max_samples:
             audio = audio[: max_samples // AUDIO_UPSAMPLE + 1024]
         self.audio = blocks.vector_source_f(audio.tolist(), True)
-        self.upsampler = filter.rational_resampler_fff(AUDIO_UPSAMPLE, 1)
         mean_square = float(np.mean(programme.astype(np.float64) ** 2))
         if name == "WBFM":
             # What gr-analog's wfm_tx does, without its console print.
+            self.upsampler = filter.interp_fir_filter_fff(AUDIO_UPSAMPLE, interpolation_taps())
             self.preemphasis = analog.fm_preemph(SAMPLE_RATE_HZ, tau=75e-6)
             self.modulator = analog.frequency_modulator_fc(2 * np.pi * WBFM_DEVIATION_HZ / SAMPLE_RATE_HZ)
             self.connect(self.audio, self.upsampler, self.preemphasis, self.modulator, self)
         elif name == "AM-DSB":
             power = 1.0 + AM_DSB_INDEX ** 2 * mean_square
+            self.upsampler = filter.interp_fir_filter_fff(AUDIO_UPSAMPLE, interpolation_taps())
             self.depth = blocks.multiply_const_ff(AM_DSB_INDEX / np.sqrt(power))
             self.carrier = blocks.add_const_ff(1.0 / np.sqrt(power))
             self.to_complex = blocks.float_to_complex()
             self.connect(self.audio, self.upsampler, self.depth, self.carrier, self.to_complex, self)
         elif name == "AM-SSB":
-            # The analytic signal a + jH{a} has twice the power of a.
-            self.gain = blocks.multiply_const_ff(1.0 / np.sqrt(2 * mean_square))
-            self.hilbert = filter.hilbert_fc(129)
-            self.connect(self.audio, self.upsampler, self.gain, self.hilbert, self)
+            self.hilbert = filter.hilbert_fc(HILBERT_TAPS, fft.window.WIN_HAMMING, 6.76)
+            self.upsampler = filter.interp_fir_filter_ccf(AUDIO_UPSAMPLE, interpolation_taps())
+            self.gain = blocks.multiply_const_cc(1.0 / np.sqrt(analytic_power(0)))
+            self.connect(self.audio, self.hilbert, self.upsampler, self.gain, self)
         else:
             raise ValueError(f"no analog transmitter for {name!r}")
 

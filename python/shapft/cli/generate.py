@@ -6,6 +6,8 @@ Presets (frames per class and SNR, 11 classes x 20 SNRs from -20 to 18 dB):
             paper's three sets
   small     train 120, val 40, test 40 (44000 frames in all)
   rml2016a  train 600, val 200, test 200 (220000 frames: RadioML 2016.10a's size)
+  custom    one recording OUT/<--name> with --frames per setting of --modulations
+            and --snrs (e.g. --snrs=-10,0,10 or --snrs=0:18:6)
 
 Each split is OUT/<split>.sigmf-meta + OUT/<split>.sigmf-data. The same seed gives
 the same bytes.
@@ -15,11 +17,18 @@ import time
 import numpy as np
 
 from . import common
+from ..radioml import CLASSES
 
 
 def add_arguments(parser):
-    parser.add_argument("--preset", required=True, choices=["tiny", "small", "rml2016a"],
+    parser.add_argument("--preset", required=True, choices=["tiny", "small", "rml2016a", "custom"],
                         help="which splits and sizes to write (see above)")
+    parser.add_argument("--frames", type=int, help="custom: frames per class and SNR")
+    parser.add_argument("--modulations", default=",".join(CLASSES),
+                        help="custom: comma-separated class names (default: all 11)")
+    parser.add_argument("--snrs", default="-20:18:2",
+                        help="custom: SNRs in dB, a list a,b,c or a range start:stop:step (default -20:18:2)")
+    parser.add_argument("--name", default="custom", help="custom: recording base name (default custom)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     common.add_seed(parser, default=1)
     parser.add_argument("--force", action="store_true", help="overwrite existing recordings")
@@ -28,14 +37,50 @@ def add_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def parse_snrs(text):
+    """'a,b,c' or 'start:stop:step' (stop inclusive) -> list of floats."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            if step <= 0:
+                raise ValueError
+            return [float(v) for v in np.arange(start, stop + step / 2, step)]
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise common.CommandError(f"--snrs {text!r}: expected a,b,c or start:stop:step with step > 0") from None
+
+
+def _custom(args, out):
+    from .. import generate, recording
+    from ..channel_model_source import validate_settings
+    if args.frames is None or args.frames < 1:
+        raise common.CommandError(f"--frames must be >= 1 for --preset custom, got {args.frames}")
+    modulations = [m.strip() for m in args.modulations.split(",") if m.strip()]
+    snrs = parse_snrs(args.snrs)
+    validate_settings(modulations, snrs, args.frames, 128, 256, 1)
+    if recording.exists(out / args.name) and not args.force:
+        raise common.CommandError(f"{out / args.name}.sigmf-meta exists; pass --force to overwrite")
+    counts = {(m, s): args.frames for m in modulations for s in snrs}
+    data = generate.generate_split(counts, args.seed, args.name, workers=args.workers,
+                                   progress=not args.quiet)
+    data.info = {"generator": {"preset": "custom", "seed": args.seed, "frames": args.frames,
+                               "modulations": modulations, "snrs_db": snrs}}
+    recording.write(out / args.name, data, f"custom: {args.frames} frames per class and SNR",
+                    overwrite=args.force)
+    return {args.name: data}
+
+
 def run(args):
     from .. import generate
     out = common.writable_dir(args.out)
     if args.workers < 1:
         raise common.CommandError(f"--workers must be >= 1, got {args.workers}")
     start = time.perf_counter()
-    written = generate.generate_preset(args.preset, out, args.seed, force=args.force,
-                                       workers=args.workers, progress=not args.quiet)
+    if args.preset == "custom":
+        written = _custom(args, out)
+    else:
+        written = generate.generate_preset(args.preset, out, args.seed, force=args.force,
+                                           workers=args.workers, progress=not args.quiet)
     elapsed = time.perf_counter() - start
     print(f"preset {args.preset}, seed {args.seed}: {elapsed:.1f} s")
     for split, recording in written.items():

@@ -1,0 +1,164 @@
+"""classifier_sink: classify frames with a TorchScript model inside a flowgraph."""
+import math
+
+import numpy as np
+import pmt
+import torch
+from gnuradio import gr
+
+from . import artifacts, model_file
+from .tally import Tally
+from .recording import to_model_input
+
+CLASSIFICATION_PORT = pmt.intern("classification")
+
+
+def frame_tags(block, n):
+    """(true class name or None, snr_db or nan) per item of the current window, from the
+    `label` and `snr_db` stream tags (the channel-model source sets both)."""
+    labels, snrs = [None] * n, [math.nan] * n
+    start = block.nitems_read(0)
+    for tag in block.get_tags_in_window(0, 0, n):
+        key = pmt.symbol_to_string(tag.key)
+        if key == "label":
+            labels[tag.offset - start] = pmt.to_python(tag.value)
+        elif key == "snr_db":
+            snrs[tag.offset - start] = pmt.to_double(tag.value)
+    return labels, snrs
+
+
+def check_vector_length(vector_length, frame_length, model_path):
+    """Refuse a stated vector length (0 = take the model's) the model cannot classify."""
+    if vector_length and vector_length != frame_length:
+        raise ValueError(f"vector_length: {vector_length} does not match the frame length "
+                         f"{frame_length} of {model_path}")
+
+
+def invalid_reasons(frames):
+    """Per frame: None if usable, else 'nan', 'inf' or 'zero'."""
+    reasons = np.full(len(frames), None, dtype=object)
+    reasons[np.all(frames == 0, axis=1)] = "zero"
+    reasons[np.any(np.isinf(frames), axis=1)] = "inf"
+    reasons[np.any(np.isnan(frames), axis=1)] = "nan"
+    return reasons
+
+
+class classifier_sink(gr.sync_block):
+    """Classify vectors of complex64 frames with a gr-shapft TorchScript model.
+
+    The vector length is the model's (its metadata says; 128 - m for a SHAP-FT model).
+    One message per frame leaves on `classification`: a dict with frame_index, label,
+    class_index, confidence (softmax probability) and valid, plus true_label, snr_db and
+    correct when the frame carries `label`/`snr_db` tags. Frames with NaN, Inf or all
+    zeros are not classified: they are counted and reported (valid = false, reason).
+    `vector_length`, when not 0, is checked against the model's. Frames are classified
+    in batches of up to `batch_size`; give the upstream block a
+    large output buffer (GRC: Advanced > Min Output Buffer) so batches fill up.
+    """
+
+    def __init__(self, model_path, batch_size=256, num_threads=0, name="", results_path="",
+                 publish=True, vector_length=0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        if num_threads < 0:
+            raise ValueError(f"num_threads: must be >= 0 (0 = torch's default), got {num_threads}")
+        try:
+            self.model = model_file.load(model_path, num_threads=num_threads or None)
+        except (FileNotFoundError, ValueError) as err:
+            raise ValueError(f"model_path: {err}") from None
+        self.frame_length = self.model.frame_length
+        check_vector_length(vector_length, self.frame_length, self.model.path)
+        gr.sync_block.__init__(self, name="shapft_classifier_sink",
+                               in_sig=[(np.complex64, self.frame_length)], out_sig=None)
+        self.message_port_register_out(CLASSIFICATION_PORT)
+        self.batch_size = int(batch_size)
+        self.name = name or self.model.path.stem
+        self.results_path = results_path
+        self.publish = publish
+        self.classes = self.model.classes
+        self.tally = Tally(self.classes)
+        self.log = gr.logger(f"shapft.classifier_sink.{self.name}")
+        self._warm_up()
+
+    def _warm_up(self):
+        # TorchScript's profiling executor optimises a graph over its first calls; run
+        # them now so the first frames are not slow.
+        probe = torch.zeros(min(self.batch_size, 64), 2, self.frame_length)
+        with torch.inference_mode():
+            for _ in range(3):
+                self.model.module(probe)
+
+    def work(self, input_items, output_items):
+        frames = input_items[0]
+        n = len(frames)
+        first_index = self.tally.frames_in
+        labels, snrs = frame_tags(self, n)
+        self.tally.frames_in += n
+        reasons = invalid_reasons(frames)
+        valid = np.flatnonzero(reasons == None)  # noqa: E711 (element-wise)
+        predicted = np.full(n, -1)
+        confidence = np.zeros(n)
+        for start in range(0, len(valid), self.batch_size):
+            index = valid[start:start + self.batch_size]
+            with torch.inference_mode():
+                probabilities = torch.softmax(self.model.module(torch.from_numpy(to_model_input(frames[index]))), 1)
+            best = probabilities.max(dim=1)
+            predicted[index] = best.indices.numpy()
+            confidence[index] = best.values.numpy()
+        true = np.array([self.classes.index(l) if l in self.classes else -1 for l in labels])
+        self.tally.add(predicted[valid], true[valid], np.asarray(snrs)[valid])
+        for reason in reasons[reasons != None]:  # noqa: E711
+            self.tally.add_invalid(reason)
+        if self.publish:
+            for i in range(n):
+                self._publish(first_index + i, predicted[i], confidence[i], labels[i], snrs[i], reasons[i])
+        return n
+
+    def _publish(self, frame_index, predicted, confidence, label, snr, reason):
+        message = {"frame_index": int(frame_index), "valid": reason is None}
+        if reason is None:
+            message.update(label=self.classes[predicted], class_index=int(predicted),
+                           confidence=float(confidence))
+        else:
+            message["reason"] = reason
+        if label is not None:
+            message["true_label"] = label
+            if reason is None:
+                message["correct"] = bool(self.classes[predicted] == label)
+        if not math.isnan(snr):
+            message["snr_db"] = float(snr)
+        self.message_port_pub(CLASSIFICATION_PORT, pmt.to_pmt(message))
+
+    def stop(self):
+        self.log.info(f"{self.name}: {self.tally.summary()}")
+        if self.results_path:
+            artifacts.write_json(self.results_path, self.results())
+        return True
+
+    def results(self):
+        return dict(self.tally.as_dict(), name=self.name, model=str(self.model.path),
+                    model_sha256=self.model.sha256)
+
+    def frames_in(self):
+        return self.tally.frames_in
+
+    def frames_scored(self):
+        return self.tally.frames_scored
+
+    def frames_invalid(self):
+        return sum(self.tally.frames_invalid.values())
+
+    def accuracy(self):
+        return self.tally.accuracy()
+
+    def recent_accuracy(self):
+        return self.tally.recent_accuracy()
+
+    def accuracy_by_snr(self):
+        return self.tally.accuracy_by_snr()
+
+    def confusion_matrix(self):
+        return self.tally.confusion.copy()
+
+    def summary(self):
+        return f"{self.name}: {self.tally.summary()}"

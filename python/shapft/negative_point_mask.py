@@ -1,0 +1,43 @@
+"""negative_point_mask: SHAP-FT's deletion of negative points, frame by frame."""
+import numpy as np
+from gnuradio import gr
+
+from . import negative_points
+
+
+class negative_point_mask(gr.sync_block):
+    """Delete (mode 'drop') or zero (mode 'zero') the negative points of each frame.
+
+    `mask_path` is a mask JSON written by `shapft mask`, or a SHAP-FT model file, whose
+    metadata carries the mask it was fine-tuned with. Input: vectors of the mask's
+    frame length (128); output: vectors of 128 - m (drop) or 128 (zero). Tags pass
+    through on the same frame.
+    """
+
+    def __init__(self, mask_path, mode="drop"):
+        if mode not in negative_points.MODES:
+            raise ValueError(f"mode: {mode!r} is not one of {', '.join(negative_points.MODES)}")
+        try:
+            self.mask = negative_points.load(mask_path)
+        except (FileNotFoundError, ValueError) as err:
+            raise ValueError(f"mask_path: {err}") from None
+        self.mode = mode
+        self.frame_length = self.mask["frame_length"]
+        self.output_length = self.frame_length - self.mask["m"] if mode == "drop" else self.frame_length
+        gr.sync_block.__init__(self, name="shapft_negative_point_mask",
+                               in_sig=[(np.complex64, self.frame_length)],
+                               out_sig=[(np.complex64, self.output_length)])
+        self.keep = negative_points.keep_positions(self.mask)
+        self.drop = np.asarray(self.mask["drop"], dtype=np.int64)
+
+    def work(self, input_items, output_items):
+        frames, out = input_items[0], output_items[0]
+        if self.mode == "drop":
+            out[:] = frames[:, self.keep]
+        else:
+            out[:] = frames
+            out[:, self.drop] = 0
+        return len(out)
+
+    def m(self):
+        return self.mask["m"]

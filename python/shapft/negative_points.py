@@ -1,0 +1,129 @@
+"""SHAP-FT's negative-point mask: the sample positions to delete (or zero).
+
+A mask (CONVENTIONS section 7) is JSON: `frame_length`, `drop` (sorted positions),
+`m`, `mode`, `attack`, `eps`, `model_sha256`, and how it was derived. The same object
+sits under the key `mask` in the metadata of the model fine-tuned on it, so a model
+file alone says which positions its input lacks.
+"""
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import artifacts
+
+MODES = ("drop", "zero")
+
+
+def make_mask(drop, frame_length, attack, eps, model_sha256, mode="drop", **derivation):
+    drop = sorted(int(i) for i in drop)
+    mask = {"frame_length": int(frame_length), "drop": drop, "m": len(drop), "mode": mode,
+            "attack": attack, "eps": eps, "model_sha256": model_sha256}
+    mask.update(derivation)
+    return validate(mask)
+
+
+def validate(mask, source="mask"):
+    """Check a mask object; a ValueError names the problem and where it came from."""
+    if not isinstance(mask, dict):
+        raise ValueError(f"{source}: expected a JSON object, got {type(mask).__name__}")
+    for key in ("frame_length", "drop"):
+        if key not in mask:
+            raise ValueError(f"{source}: no {key!r}")
+    length = mask["frame_length"]
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"{source}: frame_length must be a positive integer, got {length!r}")
+    drop = mask["drop"]
+    if not isinstance(drop, list) or not all(isinstance(i, int) for i in drop):
+        raise ValueError(f"{source}: drop must be a list of integer positions")
+    bad = [i for i in drop if not 0 <= i < length]
+    if bad:
+        raise ValueError(f"{source}: positions {bad[:5]} out of range 0..{length - 1}")
+    if len(set(drop)) != len(drop):
+        duplicates = sorted({i for i in drop if drop.count(i) > 1})
+        raise ValueError(f"{source}: duplicate positions {duplicates[:5]}")
+    if drop != sorted(drop):
+        raise ValueError(f"{source}: drop must be sorted")
+    if len(drop) >= length:
+        raise ValueError(f"{source}: drops all {length} positions; nothing would remain")
+    if mask.get("m", len(drop)) != len(drop):
+        raise ValueError(f"{source}: m = {mask['m']} but drop lists {len(drop)} positions")
+    if mask.get("mode", "drop") not in MODES:
+        raise ValueError(f"{source}: mode {mask['mode']!r} is not one of {', '.join(MODES)}")
+    return mask
+
+
+def keep_positions(mask):
+    """The positions a drop-mode mask keeps, in order."""
+    return np.setdiff1d(np.arange(mask["frame_length"]), mask["drop"])
+
+
+def apply(frames, mask, mode="drop"):
+    """Delete (drop) or zero the mask's positions along the last axis of `frames`."""
+    if frames.shape[-1] != mask["frame_length"]:
+        raise ValueError(f"frames have {frames.shape[-1]} samples, the mask expects {mask['frame_length']}")
+    if mode == "drop":
+        return frames[..., keep_positions(mask)]
+    if mode == "zero":
+        out = np.array(frames, copy=True)
+        out[..., mask["drop"]] = 0
+        return out
+    raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+
+
+def save(path, mask):
+    artifacts.write_json(path, validate(mask))
+
+
+def load(path):
+    """A mask from a mask JSON file, or the mask a SHAP-FT model file carries."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file {path} does not exist")
+    if zipfile.is_zipfile(path):
+        return _mask_of_model_file(path)
+    try:
+        mask = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"mask file {path}: not valid JSON ({err})") from None
+    return validate(mask, f"mask file {path}")
+
+
+def output_length(mask_path, mode="drop"):
+    """Vector length negative_point_mask outputs for a mask file (GRC sizes ports with it)."""
+    mask = load(mask_path)
+    return mask["frame_length"] - mask["m"] if mode == "drop" else mask["frame_length"]
+
+
+def _mask_of_model_file(path):
+    from . import model_file
+    metadata = model_file.read_metadata(path)
+    if not metadata.get("mask"):
+        raise ValueError(f"model file {path} carries no mask (it was not fine-tuned by SHAP-FT)")
+    return validate(metadata["mask"], f"mask of model file {path}")
+
+
+def check_fits_model(mask, loaded_model, force=False):
+    """Refuse a mask whose frame length or source model does not fit `loaded_model`.
+
+    A SHAP-FT model (one that carries a mask) must receive frames of 128 - m samples,
+    and its own mask must be this one. For the original model the mask was derived
+    from, `model_sha256` must be its hash; `force` accepts a mismatching hash.
+    """
+    import warnings
+    carried = loaded_model.mask
+    if carried is not None:
+        if carried["drop"] != mask["drop"] or carried["frame_length"] != mask["frame_length"]:
+            raise ValueError(f"model {loaded_model.path} was fine-tuned with another mask "
+                             f"(m = {carried['m']}), not this one (m = {mask['m']})")
+        return
+    if loaded_model.frame_length != mask["frame_length"]:
+        raise ValueError(f"mask frame_length {mask['frame_length']} does not match the model's "
+                         f"frame length {loaded_model.frame_length} ({loaded_model.path})")
+    if mask.get("model_sha256") and mask["model_sha256"] != loaded_model.sha256:
+        message = (f"the mask was derived from model sha256 {mask['model_sha256'][:12]}..., "
+                   f"not {loaded_model.path} ({loaded_model.sha256[:12]}...)")
+        if not force:
+            raise ValueError(message + "; pass --force to use it anyway")
+        warnings.warn(message)

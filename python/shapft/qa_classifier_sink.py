@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+#
+# Copyright 2026 gr-shapft authors
+#
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+"""QA of classifier_sink: tagged vector source -> sink, messages into message_debug."""
+import json
+import os
+import tempfile
+
+import numpy as np
+import pmt
+import torch
+from gnuradio import blocks, gr, gr_unittest
+
+from gnuradio.shapft import classifier_sink, model_file, testing
+from gnuradio.shapft.radioml import CLASSES
+from gnuradio.shapft.recording import to_model_input
+
+
+def tagged_source(frames, labels=None, snrs=None):
+    tags = []
+    for i in range(len(frames)):
+        if labels is not None:
+            tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("label"), pmt.intern(labels[i]))))
+        if snrs is not None:
+            tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(snrs[i]))))
+    return blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1], tags)
+
+
+def offline_predictions(model_path, frames):
+    loaded = model_file.load(model_path)
+    with torch.no_grad():
+        probabilities = torch.softmax(loaded.module(torch.from_numpy(to_model_input(frames))), 1)
+    return probabilities.argmax(1).numpy(), probabilities.max(1).values.numpy()
+
+
+class qa_classifier_sink(gr_unittest.TestCase):
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.rng = np.random.default_rng(4)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir.name, name)
+
+    def run_sink(self, frames, model_path, labels=None, snrs=None, **kwargs):
+        tb = gr.top_block()
+        tb.source = tagged_source(frames, labels, snrs)
+        tb.sink = classifier_sink(model_path, **kwargs)
+        tb.debug = blocks.message_debug()
+        tb.connect(tb.source, tb.sink)
+        tb.msg_connect(tb.sink, "classification", tb.debug, "store")
+        tb.run()
+        messages = [pmt.to_python(tb.debug.get_message(i)) for i in range(tb.debug.num_messages())]
+        return tb.sink, messages
+
+    def test_001_labels_equal_offline_predictions(self):
+        for arch in ("cnn_lstm", "transformer_compact"):
+            model_path = testing.write_model(self.path(f"{arch}.pt"), arch)
+            frames = testing.random_frames(300, seed=2)
+            labels = [CLASSES[i] for i in self.rng.integers(0, 11, len(frames))]
+            snrs = self.rng.choice([-10.0, 0.0, 10.0], len(frames)).tolist()
+            sink, messages = self.run_sink(frames, model_path, labels, snrs, batch_size=64)
+            predicted, confidence = offline_predictions(model_path, frames)
+            self.assertEqual(sink.frames_in(), 300)
+            self.assertEqual(sink.frames_scored(), 300)
+            self.assertEqual(len(messages), 300)
+            self.assertEqual([m["frame_index"] for m in messages], list(range(300)))
+            self.assertEqual([m["class_index"] for m in messages], predicted.tolist())
+            np.testing.assert_allclose([m["confidence"] for m in messages], confidence, rtol=1e-5)
+            self.assertEqual([m["true_label"] for m in messages], labels)
+            self.assertEqual([m["snr_db"] for m in messages], snrs)
+            truth = np.array([CLASSES.index(name) for name in labels])
+            self.assertAlmostEqual(sink.accuracy(), float(np.mean(truth == predicted)))
+            confusion = np.zeros((11, 11), int)
+            np.add.at(confusion, (truth, predicted), 1)
+            np.testing.assert_array_equal(sink.confusion_matrix(), confusion)
+            for snr, accuracy in sink.accuracy_by_snr().items():
+                at = np.array(snrs) == snr
+                self.assertAlmostEqual(accuracy, float(np.mean(truth[at] == predicted[at])))
+
+    def test_002_untagged_frames_have_no_accuracy(self):
+        model_path = testing.write_model(self.path("m.pt"), "transformer_compact")
+        sink, messages = self.run_sink(testing.random_frames(20), model_path)
+        self.assertEqual(sink.frames_scored(), 20)
+        self.assertTrue(np.isnan(sink.accuracy()))
+        self.assertNotIn("true_label", messages[0])
+
+    def test_003_bad_frames_counted_not_fatal(self):
+        model_path = testing.write_model(self.path("m.pt"), "cnn_lstm")
+        frames = testing.random_frames(50, seed=3)
+        frames[5, 7] = np.nan
+        frames[6, 0] = np.inf
+        frames[7] = 0
+        sink, messages = self.run_sink(frames, model_path, ["BPSK"] * 50, [0.0] * 50)
+        self.assertEqual(sink.frames_in(), 50)
+        self.assertEqual(sink.frames_scored(), 47)
+        self.assertEqual(sink.frames_invalid(), 3)
+        self.assertEqual(len(messages), 50)
+        self.assertEqual([(m["valid"], m.get("reason")) for m in messages[5:8]],
+                         [(False, "nan"), (False, "inf"), (False, "zero")])
+        good = np.r_[0:5, 8:50]
+        predicted, _ = offline_predictions(model_path, frames[good])
+        self.assertEqual([messages[i]["class_index"] for i in good], predicted.tolist())
+
+    def test_004_results_file_written_at_stop(self):
+        model_path = testing.write_model(self.path("m.pt"), "transformer_compact")
+        results = self.path("results.json")
+        sink, _ = self.run_sink(testing.random_frames(30), model_path, ["QPSK"] * 30, [4.0] * 30,
+                                results_path=results, name="clean")
+        with open(results) as f:
+            saved = json.load(f)
+        self.assertEqual(saved["frames_scored"], 30)
+        self.assertEqual(saved["name"], "clean")
+        self.assertAlmostEqual(saved["accuracy"], sink.accuracy())
+
+    def test_005_bad_construction_refused(self):
+        with self.assertRaisesRegex(ValueError, "model_path: .*does not exist"):
+            classifier_sink(self.path("missing.pt"))
+        corrupt = self.path("corrupt.pt")
+        with open(corrupt, "wb") as f:
+            f.write(b"PK\x03\x04 this is not a model")
+        with self.assertRaisesRegex(ValueError, "model_path: .*(not a TorchScript archive|cannot be loaded)"):
+            classifier_sink(corrupt)
+        model_path = testing.write_model(self.path("m100.pt"), "cnn_lstm", frame_length=100)
+        with self.assertRaisesRegex(ValueError, "vector_length: 128 does not match the frame length 100"):
+            classifier_sink(model_path, vector_length=128)
+        with self.assertRaisesRegex(ValueError, "batch_size"):
+            classifier_sink(model_path, batch_size=0)
+        # Without a stated length the sink takes the model's: 100-sample vectors.
+        self.assertEqual(classifier_sink(model_path).frame_length, 100)
+
+
+if __name__ == '__main__':
+    gr_unittest.run(qa_classifier_sink)

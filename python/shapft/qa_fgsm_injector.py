@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+#
+# Copyright 2026 gr-shapft authors
+#
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+"""QA of fgsm_injector: tagged vector source -> injector -> vector sink; the output
+must equal the library's offline attack on the same frames."""
+import os
+import tempfile
+
+import numpy as np
+import pmt
+import torch
+from gnuradio import blocks, gr, gr_unittest
+
+from gnuradio.shapft import attacks, fgsm_injector, model_file, negative_points, pipelines, testing
+from gnuradio.shapft.radioml import CLASSES
+from gnuradio.shapft.recording import from_model_input, to_model_input
+
+
+def tagged_source(frames, labels):
+    tags = []
+    for i, label in enumerate(labels):
+        if label is not None:
+            tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("label"), pmt.intern(label))))
+        tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(2.0 * i))))
+    return blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1], tags)
+
+
+class qa_fgsm_injector(gr_unittest.TestCase):
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.model_path = testing.write_model(os.path.join(self.dir.name, "m.pt"), "cnn_lstm")
+        self.frames = testing.random_frames(90, seed=5)
+        rng = np.random.default_rng(6)
+        self.labels = [CLASSES[i] for i in rng.integers(0, 11, len(self.frames))]
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def run_injector(self, frames, labels, **kwargs):
+        tb = gr.top_block()
+        tb.source = tagged_source(frames, labels)
+        tb.injector = fgsm_injector(self.model_path, **kwargs)
+        tb.sink = blocks.vector_sink_c(frames.shape[1])
+        tb.connect(tb.source, tb.injector, tb.sink)
+        tb.run()
+        return np.asarray(tb.sink.data(), dtype=np.complex64).reshape(frames.shape), tb.sink.tags(), tb.injector
+
+    def offline(self, frames, labels, model=None, **kwargs):
+        module = model if model is not None else model_file.load(self.model_path).module
+        x = torch.from_numpy(to_model_input(frames))
+        y = None if labels is None else torch.tensor(labels)
+        return from_model_input(attacks.make("fgsm", module, **kwargs)(x, y).numpy())
+
+    def test_001_output_equals_offline_fgsm_with_tag_labels(self):
+        out, tags, _ = self.run_injector(self.frames, self.labels, eps=0.05, batch_size=32)
+        truth = [CLASSES.index(name) for name in self.labels]
+        np.testing.assert_allclose(out, self.offline(self.frames, truth, eps=0.05), atol=1e-6)
+        delta = np.concatenate([(out - self.frames).real, (out - self.frames).imag], axis=1)
+        np.testing.assert_allclose(np.abs(delta).max(axis=1), 0.05, rtol=1e-4)
+        snr_tags = [(t.offset, pmt.to_double(t.value)) for t in tags if pmt.symbol_to_string(t.key) == "snr_db"]
+        self.assertEqual(snr_tags, [(i, 2.0 * i) for i in range(len(self.frames))])
+
+    def test_002_untagged_frames_use_the_models_prediction(self):
+        labels = [None if i % 3 else name for i, name in enumerate(self.labels)]
+        out, _, _ = self.run_injector(self.frames, labels, eps=0.05)
+        predicted = self.offline(self.frames, None, eps=0.05)
+        tagged = self.offline(self.frames, [CLASSES.index(n) if n else 0 for n in labels], eps=0.05)
+        for i, name in enumerate(labels):
+            np.testing.assert_allclose(out[i], tagged[i] if name else predicted[i], atol=1e-6)
+        out, _, _ = self.run_injector(self.frames, self.labels, eps=0.05, label_source="predicted")
+        np.testing.assert_allclose(out, predicted, atol=1e-6)
+
+    def test_003_psr_budget_disable_and_callbacks(self):
+        out, _, injector = self.run_injector(self.frames, self.labels, psr_db=-23.0)
+        self.assertAlmostEqual(injector.eps(), np.sqrt(10 ** -2.3 / 2), places=6)
+        psr = 10 * np.log10(np.mean(np.abs(out - self.frames) ** 2))
+        self.assertAlmostEqual(psr, -23.0, places=3)
+        out, _, _ = self.run_injector(self.frames, self.labels, eps=0.05, enabled=False)
+        np.testing.assert_array_equal(out, self.frames)
+        injector = fgsm_injector(self.model_path, eps=0.05)
+        injector.set_eps(0.1)
+        self.assertEqual(injector.eps(), 0.1)
+        injector.set_psr_db(-17.0)
+        self.assertAlmostEqual(injector.psr_db(), -17.0)
+
+    def test_004_other_methods(self):
+        out, _, _ = self.run_injector(self.frames[:20], self.labels[:20], eps=0.05, method="bim", steps=3)
+        module = model_file.load(self.model_path).module
+        x = torch.from_numpy(to_model_input(self.frames[:20]))
+        y = torch.tensor([CLASSES.index(n) for n in self.labels[:20]])
+        expected = from_model_input(attacks.make("bim", module, eps=0.05, steps=3)(x, y).numpy())
+        np.testing.assert_allclose(out, expected, atol=1e-6)
+
+    def test_005_shapft_model_attacked_through_the_deletion(self):
+        drop = list(range(0, 128, 4))
+        mask = negative_points.make_mask(drop, 128, "fgsm", 0.05, "0" * 64)
+        self.model_path = testing.write_model(os.path.join(self.dir.name, "shapft.pt"), "cnn_lstm",
+                                              frame_length=128 - len(drop), mask=mask)
+        out, _, injector = self.run_injector(self.frames, self.labels, eps=0.05)
+        self.assertEqual(injector.frame_length, 128)
+        delta = out - self.frames
+        np.testing.assert_array_equal(delta[:, drop], 0)   # no gradient reaches deleted samples
+        classifier, _ = pipelines.full_frame_classifier(model_file.load(self.model_path))
+        truth = [CLASSES.index(name) for name in self.labels]
+        np.testing.assert_allclose(out, self.offline(self.frames, truth, model=classifier, eps=0.05), atol=1e-6)
+
+    def test_006_bad_frames_pass_through_counted(self):
+        frames = self.frames[:12].copy()
+        frames[2, 3] = np.nan
+        frames[4] = 0
+        out, _, injector = self.run_injector(frames, self.labels[:12], eps=0.05)
+        self.assertEqual(injector.frames_invalid(), 2)
+        np.testing.assert_array_equal(out[4], 0)
+        self.assertTrue(np.isnan(out[2, 3]))
+        self.assertTrue(np.all(np.isfinite(np.delete(out, [2], axis=0))))
+
+    def test_007_bad_construction_refused(self):
+        with self.assertRaisesRegex(ValueError, "eps: .*eps must be a finite number >= 0"):
+            fgsm_injector(self.model_path, eps=-0.1)
+        with self.assertRaisesRegex(ValueError, "method: .*unknown attack method 'cw'"):
+            fgsm_injector(self.model_path, method="cw")
+        with self.assertRaisesRegex(ValueError, "label_source"):
+            fgsm_injector(self.model_path, label_source="oracle")
+        with self.assertRaisesRegex(ValueError, "model_path: .*does not exist"):
+            fgsm_injector(os.path.join(self.dir.name, "missing.pt"))
+        with self.assertRaisesRegex(ValueError, "vector_length: 64 does not match the frame length 128"):
+            fgsm_injector(self.model_path, vector_length=64)
+
+
+if __name__ == '__main__':
+    gr_unittest.run(qa_fgsm_injector)

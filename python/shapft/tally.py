@@ -1,0 +1,70 @@
+"""Running classification statistics: counts, accuracy overall and per SNR, and the
+confusion matrix, for frames that arrive in batches (the classifier sink's state)."""
+import collections
+import math
+
+import numpy as np
+
+RECENT_FRAMES = 500
+
+
+class Tally:
+    def __init__(self, classes):
+        self.classes = list(classes)
+        n = len(self.classes)
+        self.frames_in = 0
+        self.frames_scored = 0
+        self.frames_invalid = {"nan": 0, "inf": 0, "zero": 0}
+        self.frames_labelled = 0
+        self.correct = 0
+        self.confusion = np.zeros((n, n), dtype=np.int64)      # [true, predicted]
+        self.by_snr = {}                                        # snr -> [correct, labelled]
+        self.recent = collections.deque(maxlen=RECENT_FRAMES)   # hits of the latest labelled frames
+
+    def add(self, predicted, true=None, snr_db=None):
+        """One batch: predicted class indices; true indices (-1 = unknown) and SNRs (nan)."""
+        predicted = np.asarray(predicted, dtype=np.int64)
+        self.frames_scored += len(predicted)
+        if true is None:
+            return
+        true = np.asarray(true, dtype=np.int64)
+        labelled = true >= 0
+        self.frames_labelled += int(labelled.sum())
+        hits = labelled & (true == predicted)
+        self.correct += int(hits.sum())
+        self.recent.extend(hits[labelled].tolist())
+        np.add.at(self.confusion, (true[labelled], predicted[labelled]), 1)
+        if snr_db is not None:
+            for snr, hit in zip(np.asarray(snr_db)[labelled], hits[labelled]):
+                if not math.isnan(snr):
+                    entry = self.by_snr.setdefault(float(snr), [0, 0])
+                    entry[0] += int(hit)
+                    entry[1] += 1
+
+    def add_invalid(self, reason, count=1):
+        self.frames_invalid[reason] += count
+
+    def accuracy(self):
+        """Fraction of labelled frames classified correctly (nan before any)."""
+        return self.correct / self.frames_labelled if self.frames_labelled else math.nan
+
+    def recent_accuracy(self):
+        """Accuracy over the latest RECENT_FRAMES labelled frames: follows live changes."""
+        return sum(self.recent) / len(self.recent) if self.recent else math.nan
+
+    def accuracy_by_snr(self):
+        return {snr: c / n for snr, (c, n) in sorted(self.by_snr.items())}
+
+    def as_dict(self):
+        return {"frames_in": self.frames_in, "frames_scored": self.frames_scored,
+                "frames_invalid": dict(self.frames_invalid), "frames_labelled": self.frames_labelled,
+                "accuracy": None if math.isnan(self.accuracy()) else self.accuracy(),
+                "accuracy_by_snr": {str(k): v for k, v in self.accuracy_by_snr().items()},
+                "classes": self.classes, "confusion": self.confusion.tolist()}
+
+    def summary(self):
+        invalid = sum(self.frames_invalid.values())
+        text = f"{self.frames_in} frames in, {self.frames_scored} scored, {invalid} invalid"
+        if self.frames_labelled:
+            text += f", accuracy {100 * self.accuracy():.1f}% over {self.frames_labelled} labelled"
+        return text

@@ -1,0 +1,37 @@
+"""Small, deterministic models and frames for QA tests and benchmarks.
+
+Models are randomly initialised from a seed (no training) but real: scripted,
+saved with metadata as gr-shapft model files, loaded back by the blocks.
+"""
+import numpy as np
+import torch
+
+from . import model_file, models
+from .radioml import CLASSES
+
+
+def small_cnn_lstm(frame_length=128, seed=0):
+    torch.manual_seed(seed)
+    return models.CnnLstm(len(CLASSES), conv_channels=16, lstm_units=16, dense_units=32)
+
+
+def write_model(path, arch="cnn_lstm", frame_length=128, mask=None, seed=0):
+    """A model file with an untrained model: a small CNN-LSTM or the compact transformer."""
+    if arch == "cnn_lstm":
+        model = small_cnn_lstm(frame_length, seed)
+    else:
+        torch.manual_seed(seed)
+        model = models.build(arch, frame_length=frame_length)
+    model.eval()
+    metadata = model_file.build_metadata(model, arch, frame_length, {"command": "testing.write_model",
+                                                                      "seed": seed}, mask=mask)
+    model_file.save(model, path, metadata)
+    return path
+
+
+def random_frames(n, frame_length=128, seed=0):
+    """Unit-power complex Gaussian frames, complex64 [n, frame_length]."""
+    rng = np.random.default_rng(seed)
+    frames = rng.standard_normal((n, frame_length)) + 1j * rng.standard_normal((n, frame_length))
+    frames /= np.sqrt(np.mean(np.abs(frames) ** 2, axis=1, keepdims=True))
+    return frames.astype(np.complex64)
