@@ -18,7 +18,6 @@ from .radioml import CLASSES, FRAME_LENGTH, SAMPLE_RATE_HZ, SNRS_DB
 DEFAULT_CHANNEL = dict(sro_std_hz=0.01, sro_max_hz=50.0, cfo_std_hz=0.01, cfo_max_hz=500.0,
                        fading_sinusoids=8, doppler_hz=1.0, rician_k=4.0,
                        delays=(0.0, 0.9, 1.7), mags=(1.0, 0.8, 0.3), fading_taps=8)
-FRAME_BUFFER = 2048
 LABEL_TAG = pmt.intern("label")
 SNR_TAG = pmt.intern("snr_db")
 
@@ -141,11 +140,13 @@ class channel_model_source(gr.hier_block2):
     model; a frame picker takes one frame per chain per round at a random offset,
     normalises it to unit average power and tags it. Output: vectors of
     `frame_length` complex64 samples; stops after `num_frames` (0 = endless).
+    `output_buffer` (frames, 0 = GNU Radio's default) sizes the output buffer: a large
+    one lets a downstream classifier work on large batches.
     """
 
     def __init__(self, modulations=CLASSES, snrs_db=SNRS_DB, num_frames=0, seed=0,
                  frame_length=FRAME_LENGTH, window=2 * FRAME_LENGTH, transient=4096,
-                 chains_per_setting=1, channel=None):
+                 chains_per_setting=1, channel=None, output_buffer=0):
         modulations, snrs_db = validate_settings(modulations, snrs_db, num_frames, frame_length,
                                                  window, chains_per_setting)
         gr.hier_block2.__init__(self, "shapft_channel_model_source", gr.io_signature(0, 0, 0),
@@ -161,8 +162,9 @@ class channel_model_source(gr.hier_block2):
             self.transmitters.append(transmitters.make_transmitter(name, int(seeds[2 * i] >> 1), max_samples))
             self.channels.append(make_channel(snr, int(seeds[2 * i + 1] >> 1), channel))
         self.picker = frame_picker(settings, num_frames, frame_length, window, transient, seed)
-        # Room for large batches downstream (a classifier infers faster on many frames).
-        self.picker.set_min_output_buffer(FRAME_BUFFER)
+        if output_buffer:
+            # Room for large batches downstream (a classifier infers faster on many frames).
+            self.picker.set_min_output_buffer(int(output_buffer))
         for i, (tx, ch) in enumerate(zip(self.transmitters, self.channels)):
             self.connect(tx, ch, (self.picker, i))
         self.connect(self.picker, self)

@@ -75,6 +75,7 @@ class classifier_sink(gr.sync_block):
         self.name = name or self.model.path.stem
         self.results_path = results_path
         self.publish = publish
+        self.publishing = publish
         self.classes = self.model.classes
         self.tally = Tally(self.classes)
         self.log = gr.logger(f"shapft.classifier_sink.{self.name}")
@@ -109,7 +110,7 @@ class classifier_sink(gr.sync_block):
         self.tally.add(predicted[valid], true[valid], np.asarray(snrs)[valid])
         for reason in reasons[reasons != None]:  # noqa: E711
             self.tally.add_invalid(reason)
-        if self.publish:
+        if self.publishing:
             for i in range(n):
                 self._publish(first_index + i, predicted[i], confidence[i], labels[i], snrs[i], reasons[i])
         return n
@@ -128,6 +129,11 @@ class classifier_sink(gr.sync_block):
         if not math.isnan(snr):
             message["snr_db"] = float(snr)
         self.message_port_pub(CLASSIFICATION_PORT, pmt.to_pmt(message))
+
+    def start(self):
+        # Messages cost more than a fast model's inference; build none when nobody listens.
+        self.publishing = self.publish and pmt.length(self.message_subscribers(CLASSIFICATION_PORT)) > 0
+        return True
 
     def stop(self):
         self.log.info(f"{self.name}: {self.tally.summary()}")

@@ -165,3 +165,8 @@ def read(base):
     info = {k.split(":", 1)[1]: v for k, v in handle.get_global_info().items()
             if k.startswith("shapft:") and k not in ("shapft:frame_length", "shapft:classes")}
     return Recording(samples.reshape(-1, length), labels, snr, info)
+
+
+def data_sha256(base):
+    """sha256 of a recording's .sigmf-data (provenance of models and masks)."""
+    return artifacts.sha256_file(paths(base)[1])

@@ -10,7 +10,7 @@ from . import model_file, models
 from .radioml import CLASSES
 
 
-def small_cnn_lstm(frame_length=128, seed=0):
+def small_cnn_lstm(seed=0):
     torch.manual_seed(seed)
     return models.CnnLstm(len(CLASSES), conv_channels=16, lstm_units=16, dense_units=32)
 
@@ -18,7 +18,7 @@ def small_cnn_lstm(frame_length=128, seed=0):
 def write_model(path, arch="cnn_lstm", frame_length=128, mask=None, seed=0):
     """A model file with an untrained model: a small CNN-LSTM or the compact transformer."""
     if arch == "cnn_lstm":
-        model = small_cnn_lstm(frame_length, seed)
+        model = small_cnn_lstm(seed)
     else:
         torch.manual_seed(seed)
         model = models.build(arch, frame_length=frame_length)

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""The blocks against the library they adapt, one run, same frames, same batch size.
+
+(a) classifier_sink in a flowgraph (vector source -> head -> sink) against the same
+    TorchScript model called on batches outside GNU Radio (target: >= 0.95);
+(b) fgsm_injector in a flowgraph (vector source -> head -> injector -> null sink)
+    against attacks.FGSM on the same batches (target: >= 0.9).
+Each pair is timed alternately, three times, and the medians compared. Frames/s,
+complex samples/s, and whether that keeps up with RadioML 2016.10a's 200 kHz
+(1562.5 frames of 128 samples per second).
+
+Run: .venv/bin/python bench/bench_blocks.py [--cnn-lstm MODEL.pt] [--compact MODEL.pt]
+(default: full-size untrained models; trained ones cost the same).
+"""
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from gnuradio import blocks, gr
+
+from gnuradio.shapft import attacks, classifier_sink, fgsm_injector, model_file, models, testing
+from gnuradio.shapft.recording import to_model_input
+
+BATCH = 256
+REAL_TIME_FRAMES_PER_S = 200e3 / 128
+BUFFER_FRAMES = 8192
+
+
+def full_size_model(arch, directory):
+    torch.manual_seed(0)
+    model = models.build(arch).eval()
+    path = Path(directory) / f"{arch}.pt"
+    model_file.save(model, path, model_file.build_metadata(model, arch, 128, {"command": "bench"}))
+    return path
+
+
+def source(frames, n):
+    src = blocks.vector_source_c(frames.reshape(-1).tolist(), True, 128)
+    src.set_min_output_buffer(BUFFER_FRAMES)
+    head = blocks.head(gr.sizeof_gr_complex * 128, n)
+    head.set_min_output_buffer(BUFFER_FRAMES)
+    return src, head
+
+
+def sink_flowgraph(model_path, frames, n):
+    tb = gr.top_block()
+    tb.src, tb.head = source(frames, n)
+    tb.sink = classifier_sink(str(model_path), batch_size=BATCH)
+    tb.connect(tb.src, tb.head, tb.sink)
+    start = time.perf_counter()
+    tb.run()
+    assert tb.sink.frames_scored() == n
+    return n / (time.perf_counter() - start)
+
+
+def sink_reference(model_path, frames, n):
+    module = model_file.load(model_path).module
+    x = torch.from_numpy(to_model_input(frames))
+    start = time.perf_counter()
+    done = 0
+    with torch.inference_mode():
+        while done < n:
+            batch = x[: min(BATCH, n - done)]
+            torch.softmax(module(batch), 1).max(1)
+            done += len(batch)
+    return n / (time.perf_counter() - start)
+
+
+def injector_flowgraph(model_path, frames, n):
+    tb = gr.top_block()
+    tb.src, tb.head = source(frames, n)
+    tb.injector = fgsm_injector(str(model_path), eps=0.05, batch_size=BATCH)
+    tb.sink = blocks.null_sink(gr.sizeof_gr_complex * 128)
+    tb.connect(tb.src, tb.head, tb.injector, tb.sink)
+    start = time.perf_counter()
+    tb.run()
+    return n / (time.perf_counter() - start)
+
+
+def injector_reference(model_path, frames, n):
+    attack = attacks.FGSM(model_file.load(model_path).module, eps=0.05)
+    x = torch.from_numpy(to_model_input(frames))
+    start = time.perf_counter()
+    done = 0
+    while done < n:
+        batch = x[: min(BATCH, n - done)]
+        attack(batch, None)
+        done += len(batch)
+    return n / (time.perf_counter() - start)
+
+
+def compare(name, flowgraph, reference, model_path, frames, n, target):
+    ours, theirs = [], []
+    for _ in range(3):
+        theirs.append(reference(model_path, frames, n))
+        ours.append(flowgraph(model_path, frames, n))
+    fg, ref = statistics.median(ours), statistics.median(theirs)
+    keeps_up = "yes" if fg >= REAL_TIME_FRAMES_PER_S else "no"
+    print(f"| {name} | {fg:,.0f} | {fg * 128 / 1e6:.2f} | {ref:,.0f} | {fg / ref:.2f} (target {target}) | "
+          f"{keeps_up} ({fg / REAL_TIME_FRAMES_PER_S:.1f}x) |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cnn-lstm", help="cnn_lstm model file")
+    parser.add_argument("--compact", help="transformer_compact model file")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {"cnn_lstm": args.cnn_lstm or full_size_model("cnn_lstm", tmp),
+                 "transformer_compact": args.compact or full_size_model("transformer_compact", tmp)}
+        counts = {"cnn_lstm": (6144, 3072), "transformer_compact": (61440, 30720)}
+        print(f"torch threads {args.threads}, batch {BATCH}\n")
+        print("| block, model | flowgraph frames/s | Msps | library frames/s | ratio | real time at 200 kHz |")
+        print("|---|---|---|---|---|---|")
+        for arch, path in paths.items():
+            compare(f"classifier_sink, {arch}", sink_flowgraph, sink_reference, path, frames,
+                    counts[arch][0], 0.95)
+        for arch, path in paths.items():
+            compare(f"fgsm_injector, {arch}", injector_flowgraph, injector_reference, path, frames,
+                    counts[arch][1], 0.9)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Accuracy of the original model and of every defence on adv-data, per attack level.
+
+Three numbers per model: clean (adv-data unattacked), attacked (FGSM crafted against
+the ORIGINAL model, the paper's setting: the defender's model sees transferred
+examples) and adaptive (the same FGSM crafted against the defended pipeline itself,
+gradient through the deletion for SHAP-FT and random deletion). Deletion models see
+their frames with the mask's positions removed, in every case.
+"""
+import json
+
+import numpy as np
+import torch
+
+from . import artifacts, attacks, budget, evaluation, model_file, negative_points, pipelines, recording
+
+METHODS = ("direct", "at_fgsm", "shapft", "random")
+
+
+def accuracy(module, x, labels):
+    return float(np.mean(evaluation.predict_logits(module, x).argmax(axis=1) == labels))
+
+
+def score_model(path, clean, attacked, eps, seed):
+    """clean / attacked / adaptive accuracy of one model file on adv-data frames."""
+    loaded = model_file.load(path)
+    classifier, _ = pipelines.full_frame_classifier(loaded)   # deletion + model, full frames in
+    x_clean = torch.from_numpy(clean.model_input())
+    x_attacked = torch.from_numpy(attacked.model_input())
+    adaptive = attacks.attack_array(attacks.FGSM(classifier, eps=eps, seed=seed),
+                                    clean.model_input(), clean.labels)
+    return {"clean": accuracy(classifier, x_clean, clean.labels),
+            "attacked": accuracy(classifier, x_attacked, attacked.labels),
+            "adaptive": accuracy(classifier, torch.from_numpy(adaptive), clean.labels),
+            "m": loaded.mask["m"] if loaded.mask else 0}
+
+
+def evaluate_all(pipeline, path, progress=True, log=print):
+    """Fill `path` (JSON) with every model's scores, eps by eps; entries already in the
+    file are kept, so an interrupted evaluation resumes."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    preset = pipeline.preset
+    clean = recording.read(pipeline.tiny / "adv-data.sigmf-meta")
+    original = model_file.load(pipeline.original)
+    for eps in preset.eps_levels:
+        key = f"{eps:g}"
+        entry = results.setdefault(key, {"eps": eps, "psr_db": budget.eps_to_psr_db(eps)})
+        attacked = recording.read(pipeline.attacked(eps, "adv-data"))
+        mask = negative_points.load(pipeline.mask(eps))
+        entry.update(m=mask["m"], frame_rule=mask.get("frame_rule"), frames_used=mask.get("frames_used"))
+        if "original" not in entry:
+            entry["original"] = {
+                "clean": accuracy(original.module, torch.from_numpy(clean.model_input()), clean.labels),
+                "attacked": accuracy(original.module, torch.from_numpy(attacked.model_input()), attacked.labels),
+                "attacked_per_snr": evaluation.accuracy_report(
+                    attacked.labels, evaluation.predict_logits(original.module, attacked.model_input()).argmax(1),
+                    attacked.snr_db)["per_snr"]}
+        for method in METHODS:
+            seeds = preset.at_fgsm_seeds if method == "at_fgsm" else preset.seeds
+            scores = entry.setdefault(method, {})
+            for seed in seeds:
+                if str(seed) in scores:
+                    continue
+                model_path = pipeline.finetuned(method, seed, None if method == "direct" else eps)
+                scores[str(seed)] = score_model(model_path, clean, attacked, eps, seed)
+                artifacts.write_json(path, results)
+                log(f"[evaluate] {budget.describe(eps)} {method} seed {seed}: "
+                    + ", ".join(f"{k} {100 * v:.1f}%" for k, v in scores[str(seed)].items() if k != "m"))
+        artifacts.write_json(path, results)
+    return results
+
+
+def summarise(scores):
+    """mean and standard deviation over seeds of each score of one method at one eps."""
+    out = {}
+    for metric in ("clean", "attacked", "adaptive"):
+        values = np.array([s[metric] for s in scores.values()])
+        out[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                       "n": int(len(values)), "values": values.tolist()}
+    return out

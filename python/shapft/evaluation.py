@@ -1,0 +1,96 @@
+"""Classification accuracy of a model, overall, per SNR and per class, on clean frames
+and under attacks. Every result is a JSON-serialisable dict."""
+import math
+
+import numpy as np
+import torch
+
+from . import attacks as attacks_module
+from .radioml import CLASSES
+
+HIGH_SNR_DB = 10.0   # "high SNR" accuracy counts frames at or above this SNR
+
+
+def predict_logits(module, x, batch_size=1024):
+    """Logits float32 [N, C] of `module` (eval mode, no gradients) for x [N, 2, L]."""
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    was_training = getattr(module, "training", False)
+    module.eval()
+    try:
+        with torch.no_grad():
+            chunks = [module(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    finally:
+        module.train(was_training)
+    if not chunks:
+        return np.zeros((0, len(CLASSES)), dtype=np.float32)
+    return torch.cat(chunks).numpy()
+
+
+def accuracy_report(labels, predictions, snr_db=None, classes=CLASSES):
+    """Accuracy overall, per SNR ({"-20": acc, ...}, ascending; frames without an SNR
+    count only overall), at SNR >= 10 dB (None without such frames), and the confusion
+    matrix counts[true][predicted]."""
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    if labels.shape != predictions.shape or labels.ndim != 1:
+        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} must be equal 1-D shapes")
+    correct = labels == predictions
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    report = {"frames": int(len(labels)), "accuracy": _mean(correct),
+              "per_snr": {}, "frames_per_snr": {}, "high_snr_accuracy": None,
+              "classes": list(classes), "confusion": confusion.tolist()}
+    if snr_db is not None:
+        snr_db = np.asarray(snr_db, dtype=np.float64)
+        if snr_db.shape != labels.shape:
+            raise ValueError(f"snr_db {snr_db.shape} must match labels {labels.shape}")
+        for snr in np.unique(snr_db[np.isfinite(snr_db)]):
+            at_snr = snr_db == snr
+            report["per_snr"][f"{snr:g}"] = _mean(correct[at_snr])
+            report["frames_per_snr"][f"{snr:g}"] = int(at_snr.sum())
+        high = snr_db >= HIGH_SNR_DB
+        report["high_snr_accuracy"] = _mean(correct[high]) if high.any() else None
+    return report
+
+
+def evaluate(model, recording, attacks=(), labels="truth", attack_options=None, seed=0,
+             batch_size=256, progress=False):
+    """Accuracy of `model` (a module returning logits) on `recording`, clean and under each
+    (method, eps) in `attacks`.
+
+    labels: what untargeted attacks push away from, "truth" (the annotations) or
+    "predicted" (the model's clean predictions). attack_options go to attacks.make
+    (steps, alpha, ...). Each attack entry carries its budget as eps and PSR dB, and the
+    measured perturbation-to-signal power in dB.
+    """
+    if labels not in ("truth", "predicted"):
+        raise ValueError(f"labels must be 'truth' or 'predicted', got {labels!r}")
+    x = recording.model_input()
+    clean_predictions = predict_logits(model, x).argmax(axis=1)
+    result = {"frames": len(recording), "frame_length": recording.frame_length,
+              "clean": accuracy_report(recording.labels, clean_predictions, recording.snr_db),
+              "attacks": []}
+    attack_labels = recording.labels if labels == "truth" else clean_predictions
+    for method, eps in attacks:
+        attack = attacks_module.make(method, model, eps=eps, seed=seed,
+                                     frame_length=recording.frame_length, **(attack_options or {}))
+        x_adv = attacks_module.attack_array(attack, x, attack_labels, batch_size, progress)
+        predictions = predict_logits(model, x_adv).argmax(axis=1)
+        entry = {**attack.info(), "labels": labels, "description": attack.describe(),
+                 "measured_psr_db": measured_psr_db(x, x_adv)}
+        entry.update(accuracy_report(recording.labels, predictions, recording.snr_db))
+        result["attacks"].append(entry)
+    return result
+
+
+def measured_psr_db(x, x_adv):
+    """Mean perturbation power over mean signal power, in dB (None when x_adv == x)."""
+    x = np.asarray(x, dtype=np.float64)
+    power = np.mean((np.asarray(x_adv, dtype=np.float64) - x) ** 2)
+    if power == 0:
+        return None
+    return 10.0 * math.log10(power / np.mean(x ** 2))
+
+
+def _mean(correct):
+    return float(np.mean(correct)) if len(correct) else None

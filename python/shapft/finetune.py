@@ -1,0 +1,98 @@
+"""SHAP-FT's fine-tuning (paper section IV-B) and the baselines that share its recipe.
+
+Every method starts from the original CNN-LSTM, replaces its dense head (256 units ->
+128, the paper's change) and fine-tunes on tiny-train with the paper's settings: batch
+20, up to 50 epochs, early stopping on a held-out part of tiny-train. They differ only
+in what the network sees:
+
+- shapft: tiny-train with the mask's negative points deleted (frames of 128 - m);
+- random: the same with m positions drawn at random (the control for SHAP's choice);
+- direct: tiny-train unchanged;
+- at_fgsm: tiny-train, each batch half clean and half FGSM-perturbed against the
+  network being trained, at the attack's own eps (Goodfellow et al.'s adversarial
+  training, given the same data, budget and epochs as the others).
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import attacks, model_file, training
+from .models import CnnLstm
+
+METHODS = ("shapft", "random", "direct", "at_fgsm")
+FINETUNE_DENSE_UNITS = 128
+VAL_FRACTION = 0.2
+
+
+def finetune_config(seed=0, epochs=50, patience=5):
+    return training.TrainConfig(epochs=epochs, batch_size=20, lr=1e-3, patience=patience, seed=seed)
+
+
+def cnn_lstm_from(loaded):
+    """An nn.Module CnnLstm holding the weights of a loaded CNN-LSTM model file."""
+    if loaded.arch != "cnn_lstm":
+        raise ValueError(f"{loaded.path}: SHAP-FT fine-tunes a cnn_lstm, not a {loaded.arch}")
+    state = loaded.module.state_dict()
+    model = CnnLstm(num_classes=state["classifier.weight"].shape[0],
+                    conv_channels=state["conv.weight"].shape[0],
+                    kernel_size=state["conv.weight"].shape[2],
+                    lstm_units=state["lstm.weight_hh_l0"].shape[1],
+                    dense_units=state["dense.weight"].shape[0])
+    model.load_state_dict(state)
+    return model
+
+
+def split_train_val(labels, snr_db, seed, val_fraction=VAL_FRACTION):
+    """Indices of a stratified (class, SNR) split of tiny-train into train and val."""
+    rng = np.random.default_rng([seed, 0x7A1])
+    keys = np.asarray(labels) * 1000 + np.round(np.asarray(snr_db)).astype(int)
+    train, val = [], []
+    for key in np.unique(keys):
+        members = rng.permutation(np.flatnonzero(keys == key))
+        cut = int(round(val_fraction * len(members)))
+        val.append(members[:cut])
+        train.append(members[cut:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def at_fgsm_loss(eps):
+    """Half clean, half FGSM cross-entropy; the examples are crafted against the
+    network in training (in eval mode, as attacks do) at every batch."""
+    def loss(model, x, y):
+        x_adv = attacks.FGSM(model, eps=eps)(x, y)
+        logits = model(torch.cat([x, x_adv]))
+        return F.cross_entropy(logits, torch.cat([y, y])), logits[len(x):]
+    return loss
+
+
+def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs=50, patience=5,
+             checkpoint_path=None, progress=True):
+    """Fine-tune a copy of `original` (a CnnLstm) by `method` on frames x [N, 2, 128].
+
+    keep: positions kept (shapft and random); eps: the AT-FGSM budget. Returns the
+    fine-tuned network (dense 128) and its training result.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
+    if method in ("shapft", "random"):
+        if keep is None:
+            raise ValueError(f"{method} fine-tuning needs the kept positions")
+        x = x[:, :, keep]
+    if method == "at_fgsm" and eps is None:
+        raise ValueError("at_fgsm fine-tuning needs eps")
+    train, val = split_train_val(y, snr_db, seed)
+    torch.manual_seed(seed)   # the new dense head's initialisation
+    model = original.with_dense_units(FINETUNE_DENSE_UNITS)
+    result = training.fit(model, (x[train], y[train]), (x[val], y[val]),
+                          finetune_config(seed, epochs, patience),
+                          loss_fn=at_fgsm_loss(eps) if method == "at_fgsm" else None,
+                          checkpoint_path=checkpoint_path, progress=progress)
+    return model.eval(), result
+
+
+def export(model, path, frame_length, mask, provenance, result, method):
+    metadata = model_file.build_metadata(model, "cnn_lstm", frame_length, provenance, mask=mask,
+                                         training=dict(result.summary(), method=method,
+                                                       recipe="SHAP-FT fine-tuning: dense 128, batch 20, "
+                                                              "Adam 1e-3, <= 50 epochs, early stopping"))
+    return model_file.save(model, path, metadata)

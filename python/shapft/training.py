@@ -1,0 +1,234 @@
+"""Supervised training with Adam, early stopping on validation loss and resumable
+checkpoints: the SHAP-FT paper's recipe (Adam 1e-3, batch 200, up to 200 epochs) and
+the loop every other trainer (SHAP-FT fine-tuning, AT-FGSM, PGD-AT, distillation)
+reuses through `loss_fn`.
+
+The loss hook: `loss_fn(model, x, y)` is called once per batch with the model in
+train mode and returns the batch's scalar loss, or `(loss, logits)` to have training
+accuracy reported (logits on whatever inputs the loss used, e.g. adversarial ones).
+A loss that crafts adversarial examples inside may simply call an `attacks.Attack`:
+attacks craft in eval mode and restore train mode before returning, so the update
+runs in train mode. Validation is always clean cross-entropy in eval mode, the
+early-stopping criterion.
+"""
+import copy
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import artifacts
+
+CHECKPOINT_FORMAT = "shapft-checkpoint/1"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 200
+    lr: float = 1e-3
+    patience: int = 10          # epochs without a val-loss improvement before stopping
+    min_delta: float = 0.0      # an improvement must lower val loss by more than this
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "patience"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not self.min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta!r}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    history: list            # one dict per epoch: epoch, train_loss, train_acc, val_loss, val_acc, seconds
+    best_epoch: int          # 1-based epoch whose weights the model now holds
+    best_val_loss: float
+    best_val_acc: float
+    stopped_early: bool
+    resumed_from: int        # epochs already done when fit started (0: fresh run)
+
+    @property
+    def epochs_run(self):
+        return len(self.history)
+
+    @property
+    def seconds(self):
+        return float(sum(h["seconds"] for h in self.history))
+
+    def summary(self):
+        """JSON-serialisable summary for model metadata and reports."""
+        return {"epochs_run": self.epochs_run, "best_epoch": self.best_epoch,
+                "best_val_loss": self.best_val_loss, "best_val_acc": self.best_val_acc,
+                "stopped_early": self.stopped_early, "seconds": round(self.seconds, 1)}
+
+
+def cross_entropy_loss(model, x, y):
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits
+
+
+def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None, progress=True):
+    """Train `model` in place on (x [N, 2, L] float32, y [N] class indices) arrays or
+    tensors; return a TrainResult with the best-validation-loss weights restored.
+
+    With checkpoint_path, the state is saved atomically after every epoch and a run
+    finds and continues it (same config required; epochs may be raised). Seeds
+    torch's global RNG (dropout) from config.seed; shuffling uses its own generator.
+    """
+    config = config or TrainConfig()
+    loss_fn = loss_fn or cross_entropy_loss
+    x_train, y_train = _tensors(train_xy, "train_xy")
+    x_val, y_val = _tensors(val_xy, "val_xy")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    state = {"epoch": 0, "history": [], "best_state": copy.deepcopy(model.state_dict()),
+             "best_epoch": 0, "best_val_loss": float("inf"), "best_val_acc": 0.0,
+             "stale_epochs": 0, "stopped_early": False}
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+    if checkpoint_path and checkpoint_path.exists():
+        state = _load_checkpoint(checkpoint_path, model, optimizer, shuffle, config)
+    resumed_from = state["epoch"]
+
+    bar = _progress_bar(progress, desc="epochs", unit="epoch", initial=state["epoch"], total=config.epochs)
+    last_epoch = state["epoch"] if state["stopped_early"] else config.epochs   # a finished run stays finished
+    for epoch in range(state["epoch"], last_epoch):
+        start = time.perf_counter()
+        train_loss, train_acc = _train_epoch(model, x_train, y_train, optimizer, loss_fn,
+                                             config.batch_size, shuffle, progress)
+        val_loss, val_acc = _validate(model, x_val, y_val, config.batch_size)
+        state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
+                                 "val_loss": val_loss, "val_acc": val_acc,
+                                 "seconds": time.perf_counter() - start})
+        if val_loss < state["best_val_loss"] - config.min_delta:
+            state.update(best_state=copy.deepcopy(model.state_dict()), best_epoch=epoch + 1,
+                         best_val_loss=val_loss, best_val_acc=val_acc, stale_epochs=0)
+        else:
+            state["stale_epochs"] += 1
+            state["stopped_early"] = state["stale_epochs"] >= config.patience
+        state["epoch"] = epoch + 1
+        if checkpoint_path:
+            _save_checkpoint(checkpoint_path, model, optimizer, shuffle, config, state)
+        if bar is not None:
+            bar.set_postfix(loss=f"{train_loss:.3f}", val_loss=f"{val_loss:.3f}",
+                            val_acc=f"{val_acc:.3f}", best=state["best_epoch"], refresh=False)
+            bar.update()
+        if state["stopped_early"]:
+            break
+    if bar is not None:
+        bar.close()
+
+    model.load_state_dict(state["best_state"])
+    return TrainResult(state["history"], state["best_epoch"], state["best_val_loss"],
+                       state["best_val_acc"], state["stopped_early"], resumed_from)
+
+
+def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress):
+    model.train()
+    order = torch.randperm(len(x), generator=shuffle)
+    total_loss, correct, counted, seen = 0.0, 0, 0, 0
+    batches = _batches(order, batch_size)
+    bar = _progress_bar(progress, desc="batches", unit="batch", total=len(batches), leave=False)
+    for batch in batches:
+        xb, yb = x[batch], y[batch]
+        out = loss_fn(model, xb, yb)
+        loss, logits = out if isinstance(out, tuple) else (out, None)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += float(loss.detach()) * len(batch)
+        seen += len(batch)
+        if logits is not None:
+            correct += int((logits.detach().argmax(dim=1) == yb).sum())
+            counted += len(batch)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return total_loss / seen, (correct / counted if counted else None)
+
+
+def _batches(order, batch_size):
+    """Index batches of `order`; a last batch of one frame joins the previous one
+    (batch norm cannot normalise a single frame in train mode)."""
+    starts = list(range(0, len(order), batch_size))
+    if len(starts) > 1 and len(order) - starts[-1] == 1:
+        starts.pop()
+    bounds = starts[1:] + [len(order)]
+    return [order[a:b] for a, b in zip(starts, bounds)]
+
+
+@torch.no_grad()
+def _validate(model, x, y, batch_size):
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start:start + batch_size])
+        yb = y[start:start + batch_size]
+        total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == yb).sum())
+    return total_loss / len(x), correct / len(x)
+
+
+def _tensors(xy, name):
+    try:
+        x, y = xy
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (x, y)") from None
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32) if not torch.is_tensor(x) else x,
+                        dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y, dtype=torch.long)
+    if x.ndim != 3 or x.shape[1] != 2 or y.shape != (len(x),) or len(x) == 0:
+        raise ValueError(f"{name}: x must be [N, 2, L] and y [N] with N > 0, got "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    return x, y
+
+
+def _progress_bar(enabled, **kwargs):
+    """A tqdm bar updated by hand, or None without progress output."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(dynamic_ncols=True, **kwargs)
+
+
+# Checkpoints hold only tensors, dicts, lists and numbers, so they load with
+# torch.load(weights_only=True): resuming never unpickles arbitrary objects.
+def _save_checkpoint(path, model, optimizer, shuffle, config, state):
+    checkpoint = {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(config),
+                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+                  **state}
+    with artifacts.atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def _load_checkpoint(path, model, optimizer, shuffle, config):
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for damaged archives
+        raise ValueError(f"checkpoint {path} cannot be read ({str(err).splitlines()[0]})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {path} is not a gr-shapft training checkpoint")
+    saved = dict(checkpoint["config"])
+    wanted = dataclasses.asdict(config)
+    saved.pop("epochs"), wanted.pop("epochs")  # more epochs may be asked of a resumed run
+    if saved != wanted:
+        changed = ", ".join(f"{k} {saved[k]!r} -> {wanted[k]!r}" for k in wanted if saved[k] != wanted[k])
+        raise ValueError(f"checkpoint {path} was made with other settings ({changed}); "
+                         "resume with the same settings or delete it")
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {path} does not fit this model ({str(err).splitlines()[0]})") from None
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    shuffle.set_state(checkpoint["rng"]["shuffle"])
+    return {k: checkpoint[k] for k in ("epoch", "history", "best_state", "best_epoch", "best_val_loss",
+                                       "best_val_acc", "stale_epochs", "stopped_early")}
