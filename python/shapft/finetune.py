@@ -81,6 +81,9 @@ def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs
     if method == "at_fgsm" and eps is None:
         raise ValueError("at_fgsm fine-tuning needs eps")
     train, val = split_train_val(y, snr_db, seed)
+    if len(val) == 0 or len(train) == 0:
+        raise ValueError(f"{len(y)} frames are too few to hold out a validation fifth of every class "
+                         "and SNR (need at least 3 frames per class and SNR)")
     torch.manual_seed(seed)   # the new dense head's initialisation
     model = original.with_dense_units(FINETUNE_DENSE_UNITS)
     result = training.fit(model, (x[train], y[train]), (x[val], y[val]),

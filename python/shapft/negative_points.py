@@ -84,6 +84,10 @@ def make_mask(drop, frame_length, attack, eps, model_sha256, mode="drop", **deri
     return validate(mask)
 
 
+def _is_integer(value):
+    return isinstance(value, int) and not isinstance(value, bool)   # JSON true is not position 1
+
+
 def validate(mask, source="mask"):
     """Check a mask object; a ValueError names the problem and where it came from."""
     if not isinstance(mask, dict):
@@ -92,10 +96,10 @@ def validate(mask, source="mask"):
         if key not in mask:
             raise ValueError(f"{source}: no {key!r}")
     length = mask["frame_length"]
-    if not isinstance(length, int) or length < 1:
+    if not _is_integer(length) or length < 1:
         raise ValueError(f"{source}: frame_length must be a positive integer, got {length!r}")
     drop = mask["drop"]
-    if not isinstance(drop, list) or not all(isinstance(i, int) for i in drop):
+    if not isinstance(drop, list) or not all(_is_integer(i) for i in drop):
         raise ValueError(f"{source}: drop must be a list of integer positions")
     bad = [i for i in drop if not 0 <= i < length]
     if bad:

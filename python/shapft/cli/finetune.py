@@ -57,6 +57,14 @@ def run(args):
                 selection=f"random (seed {args.seed}), m of {args.mask}")
     if args.method == "at_fgsm" and args.eps is None:
         raise common.CommandError("--method at_fgsm needs --eps")
+    if args.eps is not None and args.eps < 0:
+        raise common.CommandError(f"--eps must be >= 0, got {args.eps}")
+    target = None
+    if args.evaluate:   # read before training: a wrong file must not cost a fine-tuning run
+        target = recording.read(common.existing_file(args.evaluate, "--evaluate"))
+        if target.frame_length != loaded.frame_length:
+            raise common.CommandError(f"--evaluate frames have {target.frame_length} samples, the model "
+                                      f"takes {loaded.frame_length}")
     keep = negative_points.keep_positions(mask) if mask else None
     model, result = finetune.finetune(finetune.cnn_lstm_from(loaded), data.model_input(), data.labels,
                                       data.snr_db, args.method, keep=keep, eps=args.eps, seed=args.seed,
@@ -69,8 +77,7 @@ def run(args):
     finetune.export(model, out, length, mask, provenance, result, args.method)
     print(f"{out}: {args.method}, frames of {length} samples, best epoch {result.best_epoch} of "
           f"{result.epochs_run}, val accuracy {100 * result.best_val_acc:.1f}%")
-    if args.evaluate:
-        target = recording.read(common.existing_file(args.evaluate, "--evaluate"))
+    if target is not None:
         x = target.model_input()
         if keep is not None:
             x = x[:, :, keep]
