@@ -31,8 +31,10 @@ def rss_mib():
 
 def compiled_flowgraph(out_dir):
     env = dict(os.environ, GRC_BLOCKS_PATH=str(ROOT / "grc"))
-    subprocess.run([sys.executable, "/usr/bin/grcc", "-o", out_dir, str(ROOT / "examples" / "attack_defense.grc")],
-                   check=True, capture_output=True, env=env)
+    result = subprocess.run([sys.executable, "/usr/bin/grcc", "-o", out_dir,
+                             str(ROOT / "examples" / "attack_defense.grc")], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"grcc failed:\n{result.stdout}{result.stderr}")
     spec = importlib.util.spec_from_file_location("attack_defense", Path(out_dir) / "attack_defense.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -215,15 +215,14 @@ class Pipeline:
         tiny_train = self.tiny / "tiny-train.sigmf-meta"
         common = ["--model", self.original, "--data", tiny_train, "--epochs", p.finetune_epochs,
                   "--patience", p.finetune_patience]
-        jobs = []
+        jobs = []   # seed by seed, so the first seed's complete set of models is ready first
         for seed in p.seeds:
             jobs.append((self.finetuned("direct", seed), ["--method", "direct"], seed))
             for eps in p.eps_levels:
                 for method in ("shapft", "random"):
                     jobs.append((self.finetuned(method, seed, eps), ["--method", method, "--mask", self.mask(eps)], seed))
-        for seed in p.at_fgsm_seeds:
-            for eps in p.eps_levels:
-                jobs.append((self.finetuned("at_fgsm", seed, eps), ["--method", "at_fgsm", "--eps", eps], seed))
+                if seed in p.at_fgsm_seeds:
+                    jobs.append((self.finetuned("at_fgsm", seed, eps), ["--method", "at_fgsm", "--eps", eps], seed))
         todo = [("finetune", *common, *extra, "--seed", seed, "--out", path, "--force")
                 for path, extra, seed in jobs if not path.exists()]
         for path, _, _ in jobs:
