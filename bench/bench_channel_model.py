@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 from gnuradio import blocks, gr
 
 from gnuradio.shapft import transmitters

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 from gnuradio import blocks, gr
 

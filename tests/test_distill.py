@@ -20,20 +20,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:Depre
 torch.set_num_threads(1)
 
 
-def tones(per_class, snrs_db, seed, length=128):
-    """Unit-power frames: class c is a tone at (c + 1) / 24 cycles per sample in noise."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(11), per_class * len(snrs_db))
-    snr = np.tile(np.repeat(np.asarray(snrs_db, dtype=float), per_class), 11)
-    n = np.arange(length)
-    phase = rng.uniform(0, 2 * np.pi, (len(labels), 1))
-    frames = np.exp(1j * (2 * np.pi * (labels[:, None] + 1) / 24 * n + phase))
-    noise = rng.standard_normal((len(labels), length, 2)) @ np.array([1, 1j])
-    frames = frames + noise * np.sqrt(10 ** (-snr[:, None] / 10) / 2)
-    frames /= np.sqrt(np.mean(np.abs(frames) ** 2, axis=1, keepdims=True))
-    return recording.Recording(frames, labels, snr)
-
-
 def xy(rec):
     return rec.model_input(), rec.labels
 
@@ -47,8 +33,8 @@ def small_teacher(seed=0):
 
 @pytest.fixture(scope="module")
 def data():
-    return {"train": tones(10, [0, 10], seed=1), "val": tones(3, [0, 10], seed=2),
-            "test": tones(3, [0, 10], seed=3)}
+    return {"train": testing.tone_recording(10, [0, 10], seed=1), "val": testing.tone_recording(3, [0, 10], seed=2),
+            "test": testing.tone_recording(3, [0, 10], seed=3)}
 
 
 @pytest.fixture(scope="module")

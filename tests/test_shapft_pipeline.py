@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 import types
-import zipfile
 
 import numpy as np
 import pytest

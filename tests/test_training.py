@@ -8,25 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from gnuradio.shapft import attacks, evaluation, model_file, recording, training
+from gnuradio.shapft import attacks, evaluation, model_file, recording, testing, training
 from gnuradio.shapft.cli import main as shapft_main
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")
 torch.set_num_threads(1)
-
-
-def tones(per_class, snrs_db, seed, length=128):
-    """Unit-power frames: class c is a tone at (c + 1) / 24 cycles per sample in noise."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(11), per_class * len(snrs_db))
-    snr = np.tile(np.repeat(np.asarray(snrs_db, dtype=float), per_class), 11)
-    n = np.arange(length)
-    phase = rng.uniform(0, 2 * np.pi, (len(labels), 1))
-    frames = np.exp(1j * (2 * np.pi * (labels[:, None] + 1) / 24 * n + phase))
-    noise = rng.standard_normal((len(labels), length, 2)) @ np.array([1, 1j])
-    frames = frames + noise * np.sqrt(10 ** (-snr[:, None] / 10) / 2)
-    frames /= np.sqrt(np.mean(np.abs(frames) ** 2, axis=1, keepdims=True))
-    return recording.Recording(frames, labels, snr)
 
 
 def small_net(seed):
@@ -37,8 +23,8 @@ def small_net(seed):
 
 @pytest.fixture(scope="module")
 def splits():
-    return {"train": tones(6, [0, 10], seed=1), "val": tones(3, [0, 10], seed=2),
-            "test": tones(3, [0, 10], seed=3)}
+    return {"train": testing.tone_recording(6, [0, 10], seed=1), "val": testing.tone_recording(3, [0, 10], seed=2),
+            "test": testing.tone_recording(3, [0, 10], seed=3)}
 
 
 def xy(rec):
@@ -235,7 +221,7 @@ def test_commands_refuse_bad_input_in_one_line(trained, dataset, tmp_path, capsy
     fails("evaluate", "--model", corrupt, "--data", test, match="not a TorchScript archive")
     fails("evaluate", "--model", tmp_path / "missing.pt", "--data", test, match="no such file")
     short = tmp_path / "short"
-    rec = tones(1, [10], seed=7, length=64)
+    rec = testing.tone_recording(1, [10], seed=7, length=64)
     recording.write(short, rec, "64-sample frames")
     fails("attack", "--model", trained, "--data", f"{short}.sigmf-meta", "--method", "fgsm", "--eps", 0.1,
           "--out", tmp_path / "x", match="expects 128-sample frames, the recording has 64")

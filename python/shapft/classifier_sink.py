@@ -6,41 +6,12 @@ import pmt
 import torch
 from gnuradio import gr
 
-from . import artifacts, model_file
+from . import artifacts
+from .block_support import check_vector_length, frame_tags, invalid_reasons, load_model
 from .tally import Tally
 from .recording import to_model_input
 
 CLASSIFICATION_PORT = pmt.intern("classification")
-
-
-def frame_tags(block, n):
-    """(true class name or None, snr_db or nan) per item of the current window, from the
-    `label` and `snr_db` stream tags (the channel-model source sets both)."""
-    labels, snrs = [None] * n, [math.nan] * n
-    start = block.nitems_read(0)
-    for tag in block.get_tags_in_window(0, 0, n):
-        key = pmt.symbol_to_string(tag.key)
-        if key == "label":
-            labels[tag.offset - start] = pmt.to_python(tag.value)
-        elif key == "snr_db":
-            snrs[tag.offset - start] = pmt.to_double(tag.value)
-    return labels, snrs
-
-
-def check_vector_length(vector_length, frame_length, model_path):
-    """Refuse a stated vector length (0 = take the model's) the model cannot classify."""
-    if vector_length and vector_length != frame_length:
-        raise ValueError(f"vector_length: {vector_length} does not match the frame length "
-                         f"{frame_length} of {model_path}")
-
-
-def invalid_reasons(frames):
-    """Per frame: None if usable, else 'nan', 'inf' or 'zero'."""
-    reasons = np.full(len(frames), None, dtype=object)
-    reasons[np.all(frames == 0, axis=1)] = "zero"
-    reasons[np.any(np.isinf(frames), axis=1)] = "inf"
-    reasons[np.any(np.isnan(frames), axis=1)] = "nan"
-    return reasons
 
 
 class classifier_sink(gr.sync_block):
@@ -58,14 +29,7 @@ class classifier_sink(gr.sync_block):
 
     def __init__(self, model_path, batch_size=256, num_threads=0, name="", results_path="",
                  publish=True, vector_length=0):
-        if batch_size < 1:
-            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-        if num_threads < 0:
-            raise ValueError(f"num_threads: must be >= 0 (0 = torch's default), got {num_threads}")
-        try:
-            self.model = model_file.load(model_path, num_threads=num_threads or None)
-        except (FileNotFoundError, ValueError) as err:
-            raise ValueError(f"model_path: {err}") from None
+        self.model = load_model(model_path, batch_size, num_threads)
         self.frame_length = self.model.frame_length
         check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_classifier_sink",

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from gnuradio import gr
 
-from . import attacks, model_file, pipelines
-from .classifier_sink import check_vector_length, frame_tags, invalid_reasons
+from . import attacks, pipelines
+from .block_support import check_vector_length, frame_tags, invalid_reasons, load_model
 from .recording import from_model_input, to_model_input
 
 LABEL_SOURCES = ("tag", "predicted")
@@ -30,14 +30,7 @@ class fgsm_injector(gr.sync_block):
                  psr_db=None, steps=10, seed=0, batch_size=256, num_threads=0, vector_length=0):
         if label_source not in LABEL_SOURCES:
             raise ValueError(f"label_source: {label_source!r} is not one of {', '.join(LABEL_SOURCES)}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-        if num_threads < 0:
-            raise ValueError(f"num_threads: must be >= 0 (0 = torch's default), got {num_threads}")
-        try:
-            self.model = model_file.load(model_path, num_threads=num_threads or None)
-        except (FileNotFoundError, ValueError) as err:
-            raise ValueError(f"model_path: {err}") from None
+        self.model = load_model(model_path, batch_size, num_threads)
         self.classifier, self.frame_length = pipelines.full_frame_classifier(self.model)
         check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_fgsm_injector",

@@ -64,7 +64,7 @@ def shapley_heatmap_and_confusion(labels, predicted, shap_predicted, path, eps):
     np.add.at(confusion, (labels, predicted), 1)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.4))
     fig.colorbar(_heatmap(axes[0], heat, f"(a) summed Shapley values, tiny-adv, eps {eps:g}",
-                          lambda v: f"{v:.0f}"), ax=axes[0], shrink=0.8)
+                          lambda v: f"{v:.2g}"), ax=axes[0], shrink=0.8)
     fig.colorbar(_heatmap(axes[1], confusion, "(b) confusion matrix of tiny-adv", str), ax=axes[1], shrink=0.8)
     fig.tight_layout()
     return _save(fig, path)

@@ -9,7 +9,6 @@ redone, so an interrupted run resumes where it stopped.
 import concurrent.futures
 import dataclasses
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -41,7 +40,7 @@ class Preset:
 
 PRESETS = {
     "small": Preset("small", "presets", train_epochs=200, train_patience=10,
-                    eps_levels=(0.025, 0.05, 0.075, 0.1),
+                    eps_levels=(0.025, 0.05, 0.075, 0.1, 0.15, 0.2),
                     shap_background=5000, shap_nsamples=200, shap_alphas="shap",
                     seeds=(0, 1, 2), at_fgsm_seeds=(0,), finetune_epochs=50, finetune_patience=5,
                     distill_args=("--epochs", "20", "--teacher-epochs", "15", "--eval-frames", "2200"),

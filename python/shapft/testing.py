@@ -8,6 +8,7 @@ import torch
 
 from . import model_file, models
 from .radioml import CLASSES
+from .recording import Recording
 
 
 def small_cnn_lstm(seed=0):
@@ -35,3 +36,17 @@ def random_frames(n, frame_length=128, seed=0):
     frames = rng.standard_normal((n, frame_length)) + 1j * rng.standard_normal((n, frame_length))
     frames /= np.sqrt(np.mean(np.abs(frames) ** 2, axis=1, keepdims=True))
     return frames.astype(np.complex64)
+
+
+def tone_recording(per_class, snrs_db, seed, length=128):
+    """Unit-power frames: class c is a tone at (c + 1) / 24 cycles per sample in noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(11), per_class * len(snrs_db))
+    snr = np.tile(np.repeat(np.asarray(snrs_db, dtype=float), per_class), 11)
+    n = np.arange(length)
+    phase = rng.uniform(0, 2 * np.pi, (len(labels), 1))
+    frames = np.exp(1j * (2 * np.pi * (labels[:, None] + 1) / 24 * n + phase))
+    noise = rng.standard_normal((len(labels), length, 2)) @ np.array([1, 1j])
+    frames = frames + noise * np.sqrt(10 ** (-snr[:, None] / 10) / 2)
+    frames /= np.sqrt(np.mean(np.abs(frames) ** 2, axis=1, keepdims=True))
+    return Recording(frames, labels, snr)

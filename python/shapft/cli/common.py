@@ -47,3 +47,26 @@ def existing_file(path, what):
     if not path.is_file():
         raise CommandError(f"{what} {path}: no such file")
     return path
+
+
+def read_splits(data_dir, required=("train", "val", "test"), optional=()):
+    """The train/val/test recordings of a dataset directory and their provenance digests.
+    A missing required split, or splits of different frame lengths, is a one-line error."""
+    from .. import artifacts, recording
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise CommandError(f"--data {data_dir}: not a directory")
+    splits, digests = {}, {}
+    for name in (*required, *optional):
+        meta, data = recording.paths(data_dir / name)
+        if not meta.exists():
+            if name in optional:
+                continue
+            raise CommandError(f"--data {data_dir}: no {meta.name} (need {', '.join(required)} splits)")
+        splits[name] = recording.read(meta)
+        digests[name] = {"path": str(meta), "meta_sha256": artifacts.sha256_file(meta),
+                         "data_sha256": artifacts.sha256_file(data)}
+    lengths = {name: split.frame_length for name, split in splits.items()}
+    if len(set(lengths.values())) != 1:
+        raise CommandError(f"--data {data_dir}: splits have different frame lengths {lengths}")
+    return splits, digests

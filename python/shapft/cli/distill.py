@@ -29,7 +29,6 @@ import json
 import shlex
 import sys
 import time
-from pathlib import Path
 
 from . import CommandError, common
 
@@ -87,7 +86,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .. import artifacts, budget, distill, distill_plots, model_file, recording, training
+    from .. import artifacts, budget, distill, distill_plots, model_file, training
     import numpy as np
     import torch
 
@@ -99,7 +98,7 @@ def run(args):
     _check_numbers(args)
     extra_paths = [common.existing_file(p, "--transfer-models") for p in _items(args.transfer_models)]
     out = common.writable_dir(args.out)
-    splits, digests = _read_splits(Path(args.data), recording)
+    splits, digests = common.read_splits(args.data)
     frame_length = splits["train"].frame_length
     train_xy = (splits["train"].model_input(), splits["train"].labels)
     val_xy = (splits["val"].model_input(), splits["val"].labels)
@@ -412,24 +411,6 @@ def _floats(text, option):
     if any(v != v or v in (float("inf"), float("-inf")) for v in values):
         raise CommandError(f"{option}: budgets must be finite, got {text!r}")
     return values
-
-
-def _read_splits(data_dir, recording):
-    if not data_dir.is_dir():
-        raise CommandError(f"--data {data_dir}: not a directory")
-    from .. import artifacts
-    splits, digests = {}, {}
-    for name in ("train", "val", "test"):
-        meta, data = recording.paths(data_dir / name)
-        if not meta.exists():
-            raise CommandError(f"--data {data_dir}: no {meta.name} (need train, val and test splits)")
-        splits[name] = recording.read(meta)
-        digests[name] = {"path": str(meta), "meta_sha256": artifacts.sha256_file(meta),
-                         "data_sha256": artifacts.sha256_file(data)}
-    lengths = {name: split.frame_length for name, split in splits.items()}
-    if len(set(lengths.values())) != 1:
-        raise CommandError(f"--data {data_dir}: splits have different frame lengths {lengths}")
-    return splits, digests
 
 
 def _command_line(args, eps):

@@ -9,7 +9,6 @@ need nothing but the model file. Baselines with the same recipe: --method direct
 """
 from pathlib import Path
 
-import numpy as np
 
 from . import common
 

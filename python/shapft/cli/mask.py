@@ -8,7 +8,6 @@ sum is negative are the negative points (m of them).
 Frame rules: error (the paper's error-n: frames the original model gets wrong),
 all, or auto (the paper: all frames at eps <= 0.05, error-n above).
 """
-import numpy as np
 
 from . import common
 

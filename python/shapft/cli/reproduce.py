@@ -5,7 +5,8 @@ attention-based robust distillation, figures, results.json and report.md.
 
 Presets:
   small  the study (data of `shapft generate --preset small` and `tiny`; eps 0.025,
-         0.05, 0.075, 0.1; three fine-tuning seeds; distillation 15+20 epochs, seed 0)
+         0.05, 0.075, 0.1, 0.15, 0.2; three fine-tuning seeds; distillation 15+20 epochs,
+         seed 0)
   micro  the same pipeline on a few frames and epochs, to check the plumbing (minutes)
 
 Resumable: finished stages (OUT/stages.json) and finished artifacts are not redone;

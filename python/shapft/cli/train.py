@@ -61,11 +61,8 @@ def run(args):
         raise CommandError(f"checkpoint {checkpoint} exists (an interrupted run?); "
                            "pass --resume to continue it or delete it")
     common.writable_dir(out.parent)
-    splits, digests = _read_splits(Path(args.data))
+    splits, digests = common.read_splits(args.data, required=("train", "val"), optional=("test",))
     frame_length = splits["train"].frame_length
-    for name, split in splits.items():
-        if split.frame_length != frame_length:
-            raise CommandError(f"{name} has {split.frame_length}-sample frames, train has {frame_length}")
 
     torch.manual_seed(args.seed)
     model = models.build(args.arch, frame_length=frame_length)
@@ -112,23 +109,6 @@ def _config(args):
                            patience=args.patience, min_delta=args.min_delta, seed=args.seed)
     except ValueError as err:
         raise CommandError(f"--{str(err).replace('_', '-')}") from None
-
-
-def _read_splits(data_dir):
-    from .. import artifacts, recording
-    if not data_dir.is_dir():
-        raise CommandError(f"--data {data_dir}: not a directory")
-    splits, digests = {}, {}
-    for name in ("train", "val", "test"):
-        meta, data = recording.paths(data_dir / name)
-        if not meta.exists():
-            if name == "test":
-                continue
-            raise CommandError(f"--data {data_dir}: no {meta.name} (need train and val splits)")
-        splits[name] = recording.read(meta)
-        digests[name] = {"path": str(meta), "meta_sha256": artifacts.sha256_file(meta),
-                         "data_sha256": artifacts.sha256_file(data)}
-    return splits, digests
 
 
 def _xy(split):
