@@ -56,10 +56,36 @@ def describe(path):
     return "; ".join(parts) + f"<br>`{command}`"
 
 
+def write_provenance(rows, seed):
+    text = "\n".join([
+        "# Provenance of the shipped models",
+        "",
+        "Every file here was made by `shapft reproduce --preset small --out RUN` (seed 1) and copied by",
+        f"`scripts/ship_defaults.py RUN --seed {seed}` (fine-tuning seed {seed} for the SHAP-FT models).",
+        "The commands below are read from each model's own metadata (`shapft.json` inside the",
+        "TorchScript archive); `examples/reproduce_small/` holds the run's report, results,",
+        "every command it ran (`commands.log`) and its figures.",
+        "",
+        "`cnn_lstm.pt` and the five distillation models were trained before that run, on the same",
+        "data files (same sha256, `shapft generate --preset small|tiny --seed 1`), by the commands",
+        "below; the run found them and reused them (its `train` stage took 0 s, its `distill` stage",
+        "only evaluated). The original's command says `--epochs 100` where `reproduce` says 200:",
+        "early stopping ended it at epoch 24 (best 14), so the cap did not matter.",
+        "",
+        "| file | sha256 (16) | what it is and the command that made it |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ])
+    artifacts.write_bytes(MODELS / "PROVENANCE.md", text.encode())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="directory of a finished `shapft reproduce --preset small`")
     parser.add_argument("--seed", type=int, default=0, help="fine-tuning seed of the shipped SHAP-FT models")
+    parser.add_argument("--models-only", action="store_true",
+                        help="copy the models and masks only (the run's report is not written yet)")
     args = parser.parse_args()
     pairs = shipped_files(args.run, args.seed)
     MODELS.mkdir(parents=True, exist_ok=True)
@@ -67,6 +93,10 @@ def main():
     for src, name in pairs:
         shutil.copyfile(src, MODELS / name)
         rows.append(f"| `{name}` | `{artifacts.sha256_file(MODELS / name)[:16]}` | {describe(MODELS / name)} |")
+    write_provenance(rows, args.seed)
+    if args.models_only:
+        print(f"shipped {len(pairs)} files into {MODELS}")
+        return
     if REPORT.exists():
         shutil.rmtree(REPORT)
     REPORT.mkdir(parents=True)
@@ -78,21 +108,6 @@ def main():
     for path in (args.run / "distill").iterdir():
         if path.suffix in (".png", ".md") or path.name == "distill_results.json" or path.name.endswith(".training.json"):
             shutil.copyfile(path, distill_dir / path.name)
-    text = "\n".join([
-        "# Provenance of the shipped models",
-        "",
-        "Every file here was made by `shapft reproduce --preset small --out RUN` (seed 1) and copied by",
-        f"`scripts/ship_defaults.py RUN --seed {args.seed}` (fine-tuning seed {args.seed} for the SHAP-FT models).",
-        "The commands below are read from each model's own metadata (`shapft.json` inside the",
-        "TorchScript archive); `examples/reproduce_small/` holds the run's report, results,",
-        "every command it ran (`commands.log`) and its figures.",
-        "",
-        "| file | sha256 (16) | what it is and the command that made it |",
-        "|---|---|---|",
-        *rows,
-        "",
-    ])
-    artifacts.write_bytes(MODELS / "PROVENANCE.md", text.encode())
     print(f"shipped {len(pairs)} files into {MODELS}, the report into {REPORT}")
 
 
