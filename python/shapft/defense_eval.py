@@ -41,6 +41,7 @@ def evaluate_all(pipeline, path, progress=True, log=print):
     preset = pipeline.preset
     clean = recording.read(pipeline.tiny / "adv-data.sigmf-meta")
     original = model_file.load(pipeline.original)
+    scored = {}   # (model file sha256, eps, seed) -> scores: byte-identical models are scored once
     for eps in preset.eps_levels:
         key = f"{eps:g}"
         entry = results.setdefault(key, {"eps": eps, "psr_db": budget.eps_to_psr_db(eps)})
@@ -61,7 +62,10 @@ def evaluate_all(pipeline, path, progress=True, log=print):
                 if str(seed) in scores:
                     continue
                 model_path = pipeline.finetuned(method, seed, None if method == "direct" else eps)
-                scores[str(seed)] = score_model(model_path, clean, attacked, eps, seed)
+                memo_key = (artifacts.sha256_file(model_path), eps, seed)
+                if memo_key not in scored:
+                    scored[memo_key] = score_model(model_path, clean, attacked, eps, seed)
+                scores[str(seed)] = scored[memo_key]
                 artifacts.write_json(path, results)
                 log(f"[evaluate] {budget.describe(eps)} {method} seed {seed}: "
                     + ", ".join(f"{k} {100 * v:.1f}%" for k, v in scores[str(seed)].items() if k != "m"))

@@ -10,12 +10,13 @@ import concurrent.futures
 import dataclasses
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from . import artifacts
+from . import artifacts, negative_points
 
 STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "distill", "report")
 
@@ -42,7 +43,7 @@ PRESETS = {
     "small": Preset("small", "presets", train_epochs=200, train_patience=10,
                     eps_levels=(0.025, 0.05, 0.075, 0.1, 0.15, 0.2),
                     shap_background=5000, shap_nsamples=200, shap_alphas="shap",
-                    seeds=(0, 1, 2), at_fgsm_seeds=(0,), finetune_epochs=50, finetune_patience=5,
+                    seeds=(0, 1), at_fgsm_seeds=(0,), finetune_epochs=50, finetune_patience=5,
                     distill_args=("--epochs", "20", "--teacher-epochs", "15", "--eval-frames", "2200"),
                     distill_seed=0),
     "micro": Preset("micro", "micro", train_epochs=2, train_patience=2, eps_levels=(0.05, 0.1),
@@ -70,7 +71,6 @@ class Pipeline:
         self.progress = progress
         self.log = log
         self.stages_file = self.out / "stages.json"
-        self.commands = []
 
     # --- bookkeeping -------------------------------------------------------------------
     def stages(self):
@@ -112,9 +112,7 @@ class Pipeline:
             args += ["--threads", str(threads)]
         if not self.progress and args[0] in ("generate", "train", "attack", "finetune", "distill"):
             args.append("--quiet")
-        self.commands.append("shapft " + shlex.join(args))
-        with open(self.out / "commands.log", "a") as f:
-            f.write("shapft " + shlex.join(args) + "\n")
+        self._note("shapft " + shlex.join(args))
         result = subprocess.run([sys.executable, "-m", "gnuradio.shapft.cli", *args],
                                 stdout=subprocess.PIPE, stderr=None if self.progress else subprocess.PIPE,
                                 text=True)
@@ -122,6 +120,11 @@ class Pipeline:
             raise RuntimeError(f"`shapft {shlex.join(args)}` failed ({result.returncode}):\n"
                                f"{result.stdout}{result.stderr or ''}")
         return result.stdout
+
+    def _note(self, line):
+        """Record a command (or what was done instead of one) for the report."""
+        with open(self.out / "commands.log", "a") as f:
+            f.write(line + "\n")
 
     def shapft_parallel(self, jobs):
         """Run independent `shapft` commands `workers` at a time, one torch thread each
@@ -214,12 +217,16 @@ class Pipeline:
         tiny_train = self.tiny / "tiny-train.sigmf-meta"
         common = ["--model", self.original, "--data", tiny_train, "--epochs", p.finetune_epochs,
                   "--patience", p.finetune_patience]
-        jobs = []   # seed by seed, so the first seed's complete set of models is ready first
+        jobs, same_as_direct = [], []   # seed by seed, so the first seed's models are ready first
         for seed in p.seeds:
             jobs.append((self.finetuned("direct", seed), ["--method", "direct"], seed))
             for eps in p.eps_levels:
                 for method in ("shapft", "random"):
-                    jobs.append((self.finetuned(method, seed, eps), ["--method", method, "--mask", self.mask(eps)], seed))
+                    path = self.finetuned(method, seed, eps)
+                    if negative_points.load(self.mask(eps))["m"] == 0:
+                        same_as_direct.append((path, seed))
+                    else:
+                        jobs.append((path, ["--method", method, "--mask", self.mask(eps)], seed))
                 if seed in p.at_fgsm_seeds:
                     jobs.append((self.finetuned("at_fgsm", seed, eps), ["--method", "at_fgsm", "--eps", eps], seed))
         todo = [("finetune", *common, *extra, "--seed", seed, "--out", path, "--force")
@@ -228,6 +235,12 @@ class Pipeline:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.log(f"[finetune] {len(todo)} of {len(jobs)} fine-tuning runs to do, {self.workers} at a time")
         self.shapft_parallel(todo)
+        # m = 0 deletes nothing: SHAP-FT and random deletion are then direct fine-tuning with
+        # the same seed, bit for bit (checked on seed 0 of the small run), so they are copied.
+        for path, seed in same_as_direct:
+            if not path.exists():
+                shutil.copyfile(self.finetuned("direct", seed), path)
+                self._note(f"# m = 0: {path} is a copy of {self.finetuned('direct', seed)}")
 
     def stage_evaluate(self):
         from . import defense_eval

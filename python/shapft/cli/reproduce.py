@@ -5,7 +5,7 @@ attention-based robust distillation, figures, results.json and report.md.
 
 Presets:
   small  the study (data of `shapft generate --preset small` and `tiny`; eps 0.025,
-         0.05, 0.075, 0.1, 0.15, 0.2; three fine-tuning seeds; distillation 15+20 epochs,
+         0.05, 0.075, 0.1, 0.15, 0.2; fine-tuning seeds 0 and 1; distillation 15+20 epochs,
          seed 0)
   micro  the same pipeline on a few frames and epochs, to check the plumbing (minutes)
 
