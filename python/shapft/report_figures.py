@@ -94,8 +94,10 @@ def accuracy_vs_eps(series, path, title):
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    secondary = ax.secondary_xaxis("top", functions=(lambda e: 10 * np.log10(np.maximum(2 * e ** 2, 1e-12)),
-                                                     lambda p: np.sqrt(10 ** (p / 10) / 2)))
+    # PSR of each measured eps on a top axis (a continuous PSR scale crowds at small eps).
+    levels = sorted({e for eps, *_ in series.values() for e in eps})
+    secondary = ax.secondary_xaxis("top")
+    secondary.set_xticks(levels, [f"{10 * np.log10(2 * e ** 2):.1f}" for e in levels], fontsize=7)
     secondary.set_xlabel("PSR (dB)", fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
