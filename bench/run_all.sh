@@ -13,7 +13,7 @@ run() {
     local name="$1"; shift
     echo "== $name: $*"
     { echo "\$ $*"; echo "# $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"; "$@"; } \
-        2>&1 | grep -v -e 'set_min_output_buffer' -e '\r' | tee "$OUT/$name.txt"
+        2>&1 | grep --line-buffered -v 'set_min_output_buffer' | sed -u 's/.*\r//' | tee "$OUT/$name.txt"
 }
 cd "$ROOT"
 run channel_model "$PY" bench/bench_channel_model.py
