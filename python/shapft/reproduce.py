@@ -217,13 +217,14 @@ class Pipeline:
         tiny_train = self.tiny / "tiny-train.sigmf-meta"
         common = ["--model", self.original, "--data", tiny_train, "--epochs", p.finetune_epochs,
                   "--patience", p.finetune_patience]
+        m = {eps: negative_points.load(self.mask(eps))["m"] for eps in p.eps_levels}
         jobs, same_as_direct = [], []   # seed by seed, so the first seed's models are ready first
         for seed in p.seeds:
             jobs.append((self.finetuned("direct", seed), ["--method", "direct"], seed))
             for eps in p.eps_levels:
                 for method in ("shapft", "random"):
                     path = self.finetuned(method, seed, eps)
-                    if negative_points.load(self.mask(eps))["m"] == 0:
+                    if m[eps] == 0:
                         same_as_direct.append((path, seed))
                     else:
                         jobs.append((path, ["--method", method, "--mask", self.mask(eps)], seed))

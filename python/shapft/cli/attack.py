@@ -35,7 +35,7 @@ def add_arguments(parser):
     parser.add_argument("--force", action="store_true", help="overwrite an existing output recording")
     common.add_seed(parser)
     common.add_threads(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_quiet(parser)
 
 
 def run(args):

@@ -15,6 +15,10 @@ def add_threads(parser):
                         help="torch CPU threads (default: torch's choice, one per core)")
 
 
+def add_quiet(parser):
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def apply_threads(args):
     import torch
     if args.threads is not None:

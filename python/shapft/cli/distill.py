@@ -82,7 +82,7 @@ def add_arguments(parser):
                              "transferability matrix")
     common.add_seed(parser)
     common.add_threads(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_quiet(parser)
 
 
 def run(args):

@@ -31,7 +31,7 @@ def add_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=256, help="frames per attack batch (default 256)")
     common.add_seed(parser)
     common.add_threads(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_quiet(parser)
 
 
 def run(args):

@@ -51,7 +51,7 @@ def add_arguments(parser):
     common.add_seed(parser)
     common.add_threads(parser)
     parser.add_argument("--force", action="store_true", help="overwrite --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_quiet(parser)
 
 
 def run(args):

@@ -28,7 +28,7 @@ def add_arguments(parser):
                         help="accept a mask derived from another model (warns), overwrite --out")
     common.add_seed(parser)
     common.add_threads(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_quiet(parser)
 
 
 def run(args):

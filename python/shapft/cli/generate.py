@@ -34,7 +34,7 @@ def add_arguments(parser):
     parser.add_argument("--force", action="store_true", help="overwrite existing recordings")
     parser.add_argument("--workers", type=int, default=2,
                         help="processes running flowgraphs in parallel (default 2)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_quiet(parser)
 
 
 def parse_snrs(text):

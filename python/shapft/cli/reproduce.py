@@ -26,7 +26,7 @@ def add_arguments(parser):
                                             "evaluate", "distill", "report"],
                         help="stop after this stage")
     common.add_threads(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_quiet(parser)
 
 
 def run(args):

@@ -43,7 +43,7 @@ def add_arguments(parser):
     parser.add_argument("--force", action="store_true", help="overwrite an existing model file")
     common.add_seed(parser)
     common.add_threads(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_quiet(parser)
 
 
 def run(args):
