@@ -5,6 +5,10 @@
     TorchScript model called on batches outside GNU Radio (target: >= 0.95);
 (b) fgsm_injector in a flowgraph (vector source -> head -> injector -> null sink)
     against attacks.FGSM on the same batches (target: >= 0.9).
+Every frame carries `label` and `snr_db` tags, as the channel-model source's do: the
+sink keeps its running accuracy, the injector takes its labels from the tags, and the
+reference attack gets the same labels. The references walk through the same frames in
+the same batches, already converted to model input (the blocks convert inside).
 Each pair is timed alternately, three times, and the medians compared. Frames/s,
 complex samples/s, and whether that keeps up with RadioML 2016.10a's 200 kHz
 (1562.5 frames of 128 samples per second).
@@ -18,10 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pmt
 import torch
 from gnuradio import blocks, gr
 
 from gnuradio.shapft import attacks, classifier_sink, fgsm_injector, model_file, models, testing
+from gnuradio.shapft.radioml import CLASSES
 from gnuradio.shapft.recording import to_model_input
 
 BATCH = 256
@@ -38,44 +45,54 @@ def full_size_model(arch, directory):
     return path
 
 
-def source(frames, n):
-    src = blocks.vector_source_c(frames.reshape(-1).tolist(), True, 128)
+def source(frames, labels, n):
+    tags = []
+    for i, label in enumerate(labels):
+        tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("label"), pmt.intern(CLASSES[label]))))
+        tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(10.0))))
+    src = blocks.vector_source_c(frames.reshape(-1).tolist(), True, 128, tags)
     src.set_min_output_buffer(BUFFER_FRAMES)
     head = blocks.head(gr.sizeof_gr_complex * 128, n)
     head.set_min_output_buffer(BUFFER_FRAMES)
     return src, head
 
 
-def sink_flowgraph(model_path, frames, n):
+def reference_batches(frames, labels, n):
+    """The batches the flowgraph sees: the frames cycled, BATCH at a time, as model input."""
+    x = torch.from_numpy(to_model_input(frames))
+    y = torch.from_numpy(labels)
+    index = np.arange(n) % len(frames)
+    return [(x[index[i:i + BATCH]], y[index[i:i + BATCH]]) for i in range(0, n, BATCH)]
+
+
+def sink_flowgraph(model_path, frames, labels, n):
     tb = gr.top_block()
-    tb.src, tb.head = source(frames, n)
+    tb.src, tb.head = source(frames, labels, n)
     tb.sink = classifier_sink(str(model_path), batch_size=BATCH)
     tb.connect(tb.src, tb.head, tb.sink)
     start = time.perf_counter()
     tb.run()
-    assert tb.sink.frames_scored() == n
-    return n / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    assert tb.sink.frames_scored() == n and tb.sink.tally.frames_labelled == n
+    return n / elapsed
 
 
-def sink_reference(model_path, frames, n):
+def sink_reference(model_path, frames, labels, n):
     module = model_file.load(model_path).module
-    x = torch.from_numpy(to_model_input(frames))
+    work = reference_batches(frames, labels, n)
     with torch.inference_mode():
         for _ in range(WARM_UP_CALLS):  # as the sink does before its first frame
-            module(x[:BATCH])
+            module(work[0][0])
     start = time.perf_counter()
-    done = 0
     with torch.inference_mode():
-        while done < n:
-            batch = x[: min(BATCH, n - done)]
-            torch.softmax(module(batch), 1).max(1)
-            done += len(batch)
+        for x, _ in work:
+            torch.softmax(module(x), 1).max(1)
     return n / (time.perf_counter() - start)
 
 
-def injector_flowgraph(model_path, frames, n):
+def injector_flowgraph(model_path, frames, labels, n):
     tb = gr.top_block()
-    tb.src, tb.head = source(frames, n)
+    tb.src, tb.head = source(frames, labels, n)
     tb.injector = fgsm_injector(str(model_path), eps=0.05, batch_size=BATCH)
     tb.sink = blocks.null_sink(gr.sizeof_gr_complex * 128)
     tb.connect(tb.src, tb.head, tb.injector, tb.sink)
@@ -84,25 +101,22 @@ def injector_flowgraph(model_path, frames, n):
     return n / (time.perf_counter() - start)
 
 
-def injector_reference(model_path, frames, n):
+def injector_reference(model_path, frames, labels, n):
     attack = attacks.FGSM(model_file.load(model_path).module, eps=0.05)
-    x = torch.from_numpy(to_model_input(frames))
+    work = reference_batches(frames, labels, n)
     for _ in range(WARM_UP_CALLS):  # as the injector does before its first frame
-        attack(x[:BATCH], None)
+        attack(*work[0])
     start = time.perf_counter()
-    done = 0
-    while done < n:
-        batch = x[: min(BATCH, n - done)]
-        attack(batch, None)
-        done += len(batch)
+    for x, y in work:
+        attack(x, y)
     return n / (time.perf_counter() - start)
 
 
-def compare(name, flowgraph, reference, model_path, frames, n, target):
+def compare(name, flowgraph, reference, model_path, frames, labels, n, target):
     ours, theirs = [], []
     for _ in range(3):
-        theirs.append(reference(model_path, frames, n))
-        ours.append(flowgraph(model_path, frames, n))
+        theirs.append(reference(model_path, frames, labels, n))
+        ours.append(flowgraph(model_path, frames, labels, n))
     fg, ref = statistics.median(ours), statistics.median(theirs)
     keeps_up = "yes" if fg >= REAL_TIME_FRAMES_PER_S else "no"
     print(f"| {name} | {fg:,.0f} | {fg * 128 / 1e6:.2f} | {ref:,.0f} | {fg / ref:.2f} (target {target}) | "
@@ -117,6 +131,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
+    labels = np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"cnn_lstm": args.cnn_lstm or full_size_model("cnn_lstm", tmp),
                  "transformer_compact": args.compact or full_size_model("transformer_compact", tmp)}
@@ -125,10 +140,10 @@ def main():
         print("| block, model | flowgraph frames/s | Msps | library frames/s | ratio | real time at 200 kHz |")
         print("|---|---|---|---|---|---|")
         for arch, path in paths.items():
-            compare(f"classifier_sink, {arch}", sink_flowgraph, sink_reference, path, frames,
+            compare(f"classifier_sink, {arch}", sink_flowgraph, sink_reference, path, frames, labels,
                     counts[arch][0], 0.95)
         for arch, path in paths.items():
-            compare(f"fgsm_injector, {arch}", injector_flowgraph, injector_reference, path, frames,
+            compare(f"fgsm_injector, {arch}", injector_flowgraph, injector_reference, path, frames, labels,
                     counts[arch][1], 0.9)
 
 

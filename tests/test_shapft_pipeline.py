@@ -662,21 +662,28 @@ def snapshot(root):
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
-    """One micro run and a second run of the same command: (out dir, first stdout,
-    second stdout, files before and after the second run)."""
+    """A micro run without the distillation, the same command with --distill (adds the
+    distill stage and redoes the report), and that command again: (out dir, the three
+    stdouts, files before and after the third run)."""
     out = tmp_path_factory.mktemp("reproduce") / "micro"
     command = [sys.executable, "-m", "gnuradio.shapft.cli", "reproduce", "--preset", "micro", "--out", str(out),
                "--threads", "1", "--quiet"]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", MPLBACKEND="Agg")
-    first = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                           timeout=1500)
-    assert first.returncode == 0, first.stdout + first.stderr
+
+    def run(extra, timeout):
+        result = subprocess.run(command + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env, timeout=timeout)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    first = run([], 1500)
+    first_results = json.loads((out / "results.json").read_text())
+    with_distill = run(["--distill"], 900)
     before = snapshot(out)
-    second = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            timeout=300)
-    assert second.returncode == 0, second.stdout + second.stderr
-    return types.SimpleNamespace(out=out, first=first.stdout, second=second.stdout, before=before,
-                                 after=snapshot(out), pipeline=reproduce.Pipeline(out, reproduce.PRESETS["micro"]))
+    again = run(["--distill"], 300)
+    return types.SimpleNamespace(out=out, first=first, first_results=first_results, with_distill=with_distill,
+                                 second=again, before=before, after=snapshot(out),
+                                 pipeline=reproduce.Pipeline(out, reproduce.PRESETS["micro"]))
 
 
 EPS_LEVELS = reproduce.PRESETS["micro"].eps_levels
@@ -685,7 +692,9 @@ EPS_LEVELS = reproduce.PRESETS["micro"].eps_levels
 def test_reproduce_micro_finishes_with_report_results_figures_masks_and_stages(micro):
     out = micro.out
     for stage in reproduce.STAGES:
-        assert f"[{stage}] finished in" in micro.first
+        assert (f"[{stage}] finished in" in micro.first) == (stage != "distill")
+    assert "[distill] not asked for (--distill), skipped" in micro.first
+    assert micro.first_results["distillation"] is None
     assert f"report: {out / 'report.md'}; results: {out / 'results.json'}" in micro.first
     stages = json.loads((out / "stages.json").read_text())
     assert list(stages) == list(reproduce.STAGES)
@@ -708,7 +717,15 @@ def test_reproduce_micro_finishes_with_report_results_figures_masks_and_stages(m
         assert f"| {eps:g} | {budget.eps_to_psr_db(eps):.1f} | {mask['m']} | {mask['frames_used']} " \
                f"({mask['frame_rule']}) |" in report
     assert results["distillation"] is not None and (out / "distill" / "distill_results.json").exists()
+    assert "## Attention-based adversarial robust distillation" in report
     assert (out / "commands.log").read_text().count("shapft finetune") == 7
+
+
+def test_reproduce_micro_distill_added_later_runs_only_distill_and_report(micro):
+    finished = re.findall(r"\[(\w+)\] finished in", micro.with_distill)
+    skipped = re.findall(r"\[(\w+)\] done before", micro.with_distill)
+    assert finished == ["distill", "report"]
+    assert skipped == [stage for stage in reproduce.STAGES if stage not in ("distill", "report")]
 
 
 def test_reproduce_micro_masks_follow_from_the_shap_values(micro):

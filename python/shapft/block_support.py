@@ -20,18 +20,36 @@ def load_model(model_path, batch_size, num_threads):
         raise ValueError(f"model_path: {err}") from None
 
 
+LABEL_TAG = pmt.intern("label")
+SNR_TAG = pmt.intern("snr_db")
+
+
 def frame_tags(block, n):
-    """(true class name or None, snr_db or nan) per item of the current window, from the
-    `label` and `snr_db` stream tags (the channel-model source sets both)."""
-    labels, snrs = [None] * n, [math.nan] * n
+    """(true class name or None per item: object array; snr_db or nan per item: float
+    array) of the current window, from the `label` and `snr_db` stream tags (the
+    channel-model source sets both). Asking for each key at once lets GNU Radio filter
+    the tags in C++; the per-tag Python left is one value conversion."""
     start = block.nitems_read(0)
-    for tag in block.get_tags_in_window(0, 0, n):
-        key = pmt.symbol_to_string(tag.key)
-        if key == "label":
-            labels[tag.offset - start] = pmt.to_python(tag.value)
-        elif key == "snr_db":
-            snrs[tag.offset - start] = pmt.to_double(tag.value)
+    labels = np.full(n, None, dtype=object)
+    snrs = np.full(n, math.nan)
+    for tag in block.get_tags_in_window(0, 0, n, LABEL_TAG):
+        labels[tag.offset - start] = tag_text(tag.value)
+    for tag in block.get_tags_in_window(0, 0, n, SNR_TAG):
+        snrs[tag.offset - start] = pmt.to_double(tag.value)
     return labels, snrs
+
+
+def tag_text(value):
+    try:
+        return pmt.symbol_to_string(value)
+    except ValueError:           # not a symbol: a label written by another tool
+        return str(pmt.to_python(value))
+
+
+def class_indices(names, classes):
+    """Index of each name in `classes`; -1 for None or a class the model does not know."""
+    index = {name: i for i, name in enumerate(classes)}
+    return np.fromiter((index.get(name, -1) for name in names), dtype=np.int64, count=len(names))
 
 
 def check_vector_length(vector_length, frame_length, model_path):
@@ -41,10 +59,22 @@ def check_vector_length(vector_length, frame_length, model_path):
                          f"{frame_length} of {model_path}")
 
 
-def invalid_reasons(frames):
-    """Per frame: None if usable, else 'nan', 'inf' or 'zero'."""
-    reasons = np.full(len(frames), None, dtype=object)
-    reasons[np.all(frames == 0, axis=1)] = "zero"
-    reasons[np.any(np.isinf(frames), axis=1)] = "inf"
-    reasons[np.any(np.isnan(frames), axis=1)] = "nan"
-    return reasons
+def frame_validity(frames):
+    """(valid: bool per frame; {index: 'nan', 'inf' or 'zero'} for the others). Two
+    passes over the window; the per-frame reason is looked up only for bad frames."""
+    valid = np.isfinite(frames).all(axis=1) & frames.any(axis=1)
+    reasons = {}
+    for i in np.flatnonzero(~valid):
+        frame = frames[i]
+        reasons[int(i)] = "nan" if np.isnan(frame).any() else "inf" if np.isinf(frame).any() else "zero"
+    return valid, reasons
+
+
+def batches(valid, batch_size):
+    """Index of each batch of valid frames: slices while all frames are valid (views,
+    no copies), else index arrays."""
+    n = len(valid)
+    if valid.all():
+        return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    index = np.flatnonzero(valid)
+    return [index[start:start + batch_size] for start in range(0, len(index), batch_size)]

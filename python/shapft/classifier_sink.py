@@ -7,7 +7,7 @@ import torch
 from gnuradio import gr
 
 from . import artifacts
-from .block_support import check_vector_length, frame_tags, invalid_reasons, load_model
+from .block_support import batches, check_vector_length, class_indices, frame_tags, frame_validity, load_model
 from .tally import Tally
 from .recording import to_model_input
 
@@ -23,8 +23,9 @@ class classifier_sink(gr.sync_block):
     correct when the frame carries `label`/`snr_db` tags. Frames with NaN, Inf or all
     zeros are not classified: they are counted and reported (valid = false, reason).
     `vector_length`, when not 0, is checked against the model's. Frames are classified
-    in batches of up to `batch_size`; give the upstream block a
-    large output buffer (GRC: Advanced > Min Output Buffer) so batches fill up.
+    in batches of up to `batch_size`, as far as the upstream buffer allows: the
+    injector and the mask reserve large output buffers; after another block, set its
+    min output buffer (GRC: Advanced > Min Output Buffer) so batches fill up.
     """
 
     def __init__(self, model_path, batch_size=256, num_threads=0, name="", results_path="",
@@ -59,24 +60,21 @@ class classifier_sink(gr.sync_block):
         first_index = self.tally.frames_in
         labels, snrs = frame_tags(self, n)
         self.tally.frames_in += n
-        reasons = invalid_reasons(frames)
-        valid = np.flatnonzero(reasons == None)  # noqa: E711 (element-wise)
+        valid, reasons = frame_validity(frames)
         predicted = np.full(n, -1)
         confidence = np.zeros(n)
-        for start in range(0, len(valid), self.batch_size):
-            index = valid[start:start + self.batch_size]
+        for index in batches(valid, self.batch_size):
             with torch.inference_mode():
                 probabilities = torch.softmax(self.model.module(torch.from_numpy(to_model_input(frames[index]))), 1)
             best = probabilities.max(dim=1)
             predicted[index] = best.indices.numpy()
             confidence[index] = best.values.numpy()
-        true = np.array([self.classes.index(l) if l in self.classes else -1 for l in labels])
-        self.tally.add(predicted[valid], true[valid], np.asarray(snrs)[valid])
-        for reason in reasons[reasons != None]:  # noqa: E711
+        self.tally.add(predicted[valid], class_indices(labels[valid], self.classes), snrs[valid])
+        for reason in reasons.values():
             self.tally.add_invalid(reason)
         if self.publishing:
             for i in range(n):
-                self._publish(first_index + i, predicted[i], confidence[i], labels[i], snrs[i], reasons[i])
+                self._publish(first_index + i, predicted[i], confidence[i], labels[i], snrs[i], reasons.get(i))
         return n
 
     def _publish(self, frame_index, predicted, confidence, label, snr, reason):

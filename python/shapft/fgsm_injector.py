@@ -6,7 +6,7 @@ import torch
 from gnuradio import gr
 
 from . import attacks, pipelines
-from .block_support import check_vector_length, frame_tags, invalid_reasons, load_model
+from .block_support import batches, check_vector_length, class_indices, frame_tags, frame_validity, load_model
 from .recording import from_model_input, to_model_input
 
 LABEL_SOURCES = ("tag", "predicted")
@@ -44,6 +44,10 @@ class fgsm_injector(gr.sync_block):
         self.lock = threading.Lock()
         self.settings = dict(method=method, steps=steps, seed=seed)
         self.attack = self._make_attack(eps if psr_db is None else None, psr_db)
+        # GNU Radio's default buffer holds ~32 frames of 128: work() would see batches
+        # that small. Room for two full batches per call (GRC's Min Output Buffer, when
+        # set, overrides it).
+        self.set_min_output_buffer(4 * self.batch_size)
         self._warm_up()
 
     def _make_attack(self, eps, psr_db):
@@ -67,14 +71,12 @@ class fgsm_injector(gr.sync_block):
         out[:] = frames
         with self.lock:
             attack, enabled = self.attack, self.enabled
-        reasons = invalid_reasons(frames)
-        self.invalid += int(np.sum(reasons != None))  # noqa: E711 (element-wise)
+        valid, reasons = frame_validity(frames)
+        self.invalid += len(reasons)
         if not enabled or attack.eps == 0:
             return n
-        valid = np.flatnonzero(reasons == None)  # noqa: E711
         labels = self._labels(n)
-        for start in range(0, len(valid), self.batch_size):
-            index = valid[start:start + self.batch_size]
+        for index in batches(valid, self.batch_size):
             x = torch.from_numpy(to_model_input(frames[index]))
             batch_labels = labels[index]
             unknown = batch_labels < 0
@@ -88,8 +90,7 @@ class fgsm_injector(gr.sync_block):
         """Class index per frame from its `label` tag, -1 where the model must predict."""
         if self.label_source == "predicted":
             return np.full(n, -1)
-        names, _ = frame_tags(self, n)
-        return np.array([self.classes.index(name) if name in self.classes else -1 for name in names])
+        return class_indices(frame_tags(self, n)[0], self.classes)
 
     # Callbacks (GRC): the next work() call uses the new settings.
     def set_eps(self, eps):

@@ -4,6 +4,10 @@ from gnuradio import gr
 
 from . import negative_points
 
+# GNU Radio's default buffer holds ~32 frames: a classifier sink downstream would
+# classify in batches that small. GRC's Min Output Buffer, when set, overrides it.
+MIN_OUTPUT_FRAMES = 1024
+
 
 class negative_point_mask(gr.sync_block):
     """Delete (mode 'drop') or zero (mode 'zero') the negative points of each frame.
@@ -27,6 +31,7 @@ class negative_point_mask(gr.sync_block):
         gr.sync_block.__init__(self, name="shapft_negative_point_mask",
                                in_sig=[(np.complex64, self.frame_length)],
                                out_sig=[(np.complex64, self.output_length)])
+        self.set_min_output_buffer(MIN_OUTPUT_FRAMES)
         self.keep = negative_points.keep_positions(self.mask)
         self.drop = np.asarray(self.mask["drop"], dtype=np.int64)
 

@@ -117,6 +117,9 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         np.testing.assert_array_equal(out[4], 0)
         self.assertTrue(np.isnan(out[2, 3]))
         self.assertTrue(np.all(np.isfinite(np.delete(out, [2], axis=0))))
+        good = np.r_[0:2, 3, 5:12]                   # the valid frames are attacked as offline
+        truth = [CLASSES.index(self.labels[i]) for i in good]
+        np.testing.assert_allclose(out[good], self.offline(frames[good], truth, eps=0.05), atol=1e-6)
 
     def test_007_bad_construction_refused(self):
         with self.assertRaisesRegex(ValueError, "eps: .*eps must be a finite number >= 0"):

@@ -1,10 +1,11 @@
-"""`shapft reproduce`: the whole SHAP-FT study (and the distillation study) as a
-resumable sequence of stages, each made of the same `shapft` commands a user runs.
+"""`shapft reproduce`: the whole SHAP-FT study (and, when asked, the distillation study)
+as a resumable sequence of stages, each made of the same `shapft` commands a user runs.
 
 Stages: data -> train -> attack -> explain -> mask -> finetune -> evaluate -> distill
 -> report. A finished stage is recorded in OUT/stages.json and skipped on the next run;
 inside a stage every artifact is written atomically and an existing one is not
-redone, so an interrupted run resumes where it stopped.
+redone, so an interrupted run resumes where it stopped. The distill stage runs only
+with `distill=True` (hours on 2 cores); adding it to a finished run redoes the report.
 """
 import concurrent.futures
 import dataclasses
@@ -35,7 +36,7 @@ class Preset:
     at_fgsm_seeds: tuple
     finetune_epochs: int
     finetune_patience: int
-    distill_args: tuple            # extra arguments of `shapft distill`; () = skip the stage
+    distill_args: tuple            # extra arguments of `shapft distill` (stage run when asked)
     distill_seed: int = None       # seed of `shapft distill` (None: the run's --seed)
 
 
@@ -43,7 +44,7 @@ PRESETS = {
     "small": Preset("small", "presets", train_epochs=200, train_patience=10,
                     eps_levels=(0.025, 0.05, 0.075, 0.1, 0.15, 0.2),
                     shap_background=5000, shap_nsamples=200, shap_alphas="shap",
-                    seeds=(0, 1), at_fgsm_seeds=(0,), finetune_epochs=50, finetune_patience=5,
+                    seeds=(0, 1, 2), at_fgsm_seeds=(0,), finetune_epochs=50, finetune_patience=5,
                     distill_args=("--epochs", "20", "--teacher-epochs", "15", "--eval-frames", "2200"),
                     distill_seed=0),
     "micro": Preset("micro", "micro", train_epochs=2, train_patience=2, eps_levels=(0.05, 0.1),
@@ -62,10 +63,11 @@ def eps_name(eps):
 
 
 class Pipeline:
-    def __init__(self, out, preset, seed=1, workers=2, threads=None, progress=True, log=print):
+    def __init__(self, out, preset, seed=1, workers=2, threads=None, progress=True, log=print, distill=False):
         self.out = Path(out)
         self.preset = preset
         self.seed = seed
+        self.distill = distill
         self.workers = workers
         self.threads = threads
         self.progress = progress
@@ -81,7 +83,9 @@ class Pipeline:
         self._check_preset()
         for stage in STAGES:
             done = self.stages()
-            if stage in done:
+            if stage == "distill" and not self.distill and stage not in done:
+                self.log("[distill] not asked for (--distill), skipped")
+            elif stage in done:
                 self.log(f"[{stage}] done before ({done[stage]['seconds']:.0f} s), skipped")
             else:
                 self.log(f"[{stage}] ...")
@@ -89,6 +93,8 @@ class Pipeline:
                 getattr(self, f"stage_{stage}")()
                 done = self.stages()
                 done[stage] = {"seconds": round(time.perf_counter() - start, 1)}
+                if stage == "distill":
+                    done.pop("report", None)       # the report gains the distillation section
                 artifacts.write_json(self.stages_file, done)
                 self.log(f"[{stage}] finished in {done[stage]['seconds']:.0f} s")
             if stage == until:
@@ -249,8 +255,6 @@ class Pipeline:
         defense_eval.evaluate_all(self, path, progress=self.progress, log=self.log)
 
     def stage_distill(self):
-        if not self.preset.distill_args:
-            return
         seed = self.seed if self.preset.distill_seed is None else self.preset.distill_seed
         self.shapft("distill", "--data", self.small, "--out", self.out / "distill", "--seed", seed,
                     "--transfer-models", self.original, *self.preset.distill_args)

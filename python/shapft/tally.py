@@ -35,11 +35,15 @@ class Tally:
         self.recent.extend(hits[labelled].tolist())
         np.add.at(self.confusion, (true[labelled], predicted[labelled]), 1)
         if snr_db is not None:
-            for snr, hit in zip(np.asarray(snr_db)[labelled], hits[labelled]):
-                if not math.isnan(snr):
-                    entry = self.by_snr.setdefault(float(snr), [0, 0])
-                    entry[0] += int(hit)
-                    entry[1] += 1
+            snr = np.asarray(snr_db, dtype=float)[labelled]
+            known = ~np.isnan(snr)
+            values, which = np.unique(snr[known], return_inverse=True)
+            correct = np.bincount(which, weights=hits[labelled][known], minlength=len(values))
+            counts = np.bincount(which, minlength=len(values))
+            for value, c, k in zip(values.tolist(), correct.tolist(), counts.tolist()):
+                entry = self.by_snr.setdefault(value, [0, 0])
+                entry[0] += int(c)
+                entry[1] += k
 
     def add_invalid(self, reason, count=1):
         self.frames_invalid[reason] += count

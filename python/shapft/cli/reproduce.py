@@ -1,12 +1,13 @@
-"""Run the whole study: data, the original CNN-LSTM, FGSM attacks, SHAP values,
+"""Run the whole SHAP-FT study: data, the original CNN-LSTM, FGSM attacks, SHAP values,
 negative-point masks, SHAP-FT fine-tuning with its baselines (AT-FGSM, direct
-fine-tuning) and controls (random deletion, adaptive FGSM), the evaluation, the
-attention-based robust distillation, figures, results.json and report.md.
+fine-tuning) and controls (random deletion, adaptive FGSM), the evaluation, figures,
+results.json and report.md; with --distill also the attention-based robust
+distillation study (`shapft distill`), whose results join the report.
 
 Presets:
   small  the study (data of `shapft generate --preset small` and `tiny`; eps 0.025,
-         0.05, 0.075, 0.1, 0.15, 0.2; fine-tuning seeds 0 and 1; distillation 15+20 epochs,
-         seed 0)
+         0.05, 0.075, 0.1, 0.15, 0.2; fine-tuning seeds 0, 1, 2; about 1.5 hours on
+         2 cores; --distill adds 15+20 epochs of distillation, seed 0, several hours)
   micro  the same pipeline on a few frames and epochs, to check the plumbing (minutes)
 
 Resumable: finished stages (OUT/stages.json) and finished artifacts are not redone;
@@ -25,6 +26,9 @@ def add_arguments(parser):
     parser.add_argument("--until", choices=["data", "train", "attack", "explain", "mask", "finetune",
                                             "evaluate", "distill", "report"],
                         help="stop after this stage")
+    parser.add_argument("--distill", action="store_true",
+                        help="also run the distillation study (added to a finished run, it "
+                             "redoes only the report)")
     common.add_threads(parser)
     common.add_quiet(parser)
 
@@ -35,7 +39,8 @@ def run(args):
         raise common.CommandError(f"--workers must be >= 1, got {args.workers}")
     out = common.writable_dir(args.out)
     pipeline = reproduce.Pipeline(out, reproduce.PRESETS[args.preset], seed=args.seed, workers=args.workers,
-                                  threads=args.threads, progress=not args.quiet)
+                                  threads=args.threads, progress=not args.quiet,
+                                  distill=args.distill)
     pipeline.run(until=args.until)
     if (out / "report.md").exists() and args.until in (None, "report"):
         print(f"report: {out / 'report.md'}; results: {out / 'results.json'}")
