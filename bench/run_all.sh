@@ -19,6 +19,7 @@ cd "$ROOT"
 run channel_model "$PY" bench/bench_channel_model.py
 run models "$PY" bench/bench_models.py --threads 2
 run blocks "$PY" bench/bench_blocks.py --cnn-lstm "$MODELS/cnn_lstm.pt" --compact "$MODELS/transformer_compact_attention_ard.pt"
+run blocks_1thread "$PY" bench/bench_blocks.py --threads 1 --cnn-lstm "$MODELS/cnn_lstm.pt" --compact "$MODELS/transformer_compact_attention_ard.pt"
 run distill_sink "$PY" bench/bench_distill_sink.py --student "$MODELS/transformer_compact_attention_ard.pt" --cnn-lstm "$MODELS/cnn_lstm.pt"
 # SHAP needs the tiny dataset (about 45 s to generate; kept for the next run).
 TINY="$OUT/tiny"
