@@ -6,8 +6,8 @@ distillation study (`shapft distill`), whose results join the report.
 
 Presets:
   small  the study (data of `shapft generate --preset small` and `tiny`; eps 0.025,
-         0.05, 0.075, 0.1, 0.15, 0.2; fine-tuning seeds 0, 1, 2; about 1.5 hours on
-         2 cores; --distill adds 15+20 epochs of distillation, seed 0, several hours)
+         0.05, 0.075, 0.1, 0.15, 0.2; fine-tuning seeds 0, 1, 2; under 2 hours on
+         2 cores (1:57 measured); --distill adds 15+20 epochs of distillation, seed 0, several hours)
   micro  the same pipeline on a few frames and epochs, to check the plumbing (minutes)
 
 Resumable: finished stages (OUT/stages.json) and finished artifacts are not redone;
