@@ -36,6 +36,7 @@ import torch
 from gnuradio import blocks, gr
 
 from gnuradio.shapft import attacks, classifier_sink, fgsm_injector, model_file, models, testing
+from gnuradio.shapft.channel_model_source import LABEL_TAG, SNR_TAG
 from gnuradio.shapft.radioml import CLASSES
 from gnuradio.shapft.recording import to_model_input
 
@@ -56,8 +57,8 @@ def full_size_model(arch, directory):
 def source(frames, labels, n):
     tags = []
     for i, label in enumerate(labels):
-        tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("label"), pmt.intern(CLASSES[label]))))
-        tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(10.0))))
+        tags.append(gr.tag_utils.python_to_tag((i, LABEL_TAG, pmt.intern(CLASSES[label]))))
+        tags.append(gr.tag_utils.python_to_tag((i, SNR_TAG, pmt.from_double(10.0))))
     src = blocks.vector_source_c(frames.reshape(-1).tolist(), True, 128, tags)
     src.set_min_output_buffer(BUFFER_FRAMES)
     head = blocks.head(gr.sizeof_gr_complex * 128, n)

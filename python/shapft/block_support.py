@@ -6,6 +6,7 @@ import numpy as np
 import pmt
 
 from . import model_file
+from .channel_model_source import LABEL_TAG, SNR_TAG
 
 
 def load_model(model_path, batch_size, num_threads):
@@ -20,23 +21,26 @@ def load_model(model_path, batch_size, num_threads):
         raise ValueError(f"model_path: {err}") from None
 
 
-LABEL_TAG = pmt.intern("label")
-SNR_TAG = pmt.intern("snr_db")
-
-
-def frame_tags(block, n):
-    """(true class name or None per item: object array; snr_db or nan per item: float
-    array) of the current window, from the `label` and `snr_db` stream tags (the
-    channel-model source sets both). Asking for each key at once lets GNU Radio filter
-    the tags in C++; the per-tag Python left is one value conversion."""
+def frame_labels(block, n):
+    """True class name per item of the current window (object array, None where
+    untagged), from the `label` stream tags the channel-model source sets. Asking for
+    the key lets GNU Radio filter the tags in C++; the per-tag Python left is one
+    value conversion."""
     start = block.nitems_read(0)
     labels = np.full(n, None, dtype=object)
-    snrs = np.full(n, math.nan)
     for tag in block.get_tags_in_window(0, 0, n, LABEL_TAG):
         labels[tag.offset - start] = tag_text(tag.value)
+    return labels
+
+
+def frame_snrs(block, n):
+    """snr_db per item of the current window (float array, nan where untagged), from
+    the `snr_db` stream tags."""
+    start = block.nitems_read(0)
+    snrs = np.full(n, math.nan)
     for tag in block.get_tags_in_window(0, 0, n, SNR_TAG):
         snrs[tag.offset - start] = pmt.to_double(tag.value)
-    return labels, snrs
+    return snrs
 
 
 def tag_text(value):

@@ -7,7 +7,8 @@ import torch
 from gnuradio import gr
 
 from . import artifacts
-from .block_support import batches, check_vector_length, class_indices, frame_tags, frame_validity, load_model
+from .block_support import (batches, check_vector_length, class_indices, frame_labels, frame_snrs,
+                            frame_validity, load_model)
 from .tally import Tally
 from .recording import to_model_input
 
@@ -58,7 +59,7 @@ class classifier_sink(gr.sync_block):
         frames = input_items[0]
         n = len(frames)
         first_index = self.tally.frames_in
-        labels, snrs = frame_tags(self, n)
+        labels, snrs = frame_labels(self, n), frame_snrs(self, n)
         self.tally.frames_in += n
         valid, reasons = frame_validity(frames)
         predicted = np.full(n, -1)

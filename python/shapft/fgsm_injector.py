@@ -6,7 +6,7 @@ import torch
 from gnuradio import gr
 
 from . import attacks, pipelines
-from .block_support import batches, check_vector_length, class_indices, frame_tags, frame_validity, load_model
+from .block_support import batches, check_vector_length, class_indices, frame_labels, frame_validity, load_model
 from .recording import from_model_input, to_model_input
 
 LABEL_SOURCES = ("tag", "predicted")
@@ -90,7 +90,7 @@ class fgsm_injector(gr.sync_block):
         """Class index per frame from its `label` tag, -1 where the model must predict."""
         if self.label_source == "predicted":
             return np.full(n, -1)
-        return class_indices(frame_tags(self, n)[0], self.classes)
+        return class_indices(frame_labels(self, n), self.classes)
 
     # Callbacks (GRC): the next work() call uses the new settings.
     def set_eps(self, eps):
