@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The blocks against the library they adapt, one run, same frames, same batch size.
+"""The blocks against the library they adapt, same frames, same batch size.
 
 (a) classifier_sink in a flowgraph (vector source -> head -> sink) against the same
     TorchScript model called on batches outside GNU Radio (target: >= 0.95);
@@ -7,26 +7,36 @@
     against attacks.FGSM on the same batches (target: >= 0.9).
 Every frame carries `label` and `snr_db` tags, as the channel-model source's do: the
 sink keeps its running accuracy, the injector takes its labels from the tags, and the
-reference attack gets the same labels. The references walk through the same frames in
-the same batches, already converted to model input (the blocks convert inside).
-Each pair is timed alternately, three times, and the medians compared.
+reference attack gets the same labels. The sink is also measured on untagged frames:
+GNU Radio's tag handling in the source and head threads costs CPU time of its own
+(printed as "harness"), which on a 2-core machine the model's threads lose. The
+references walk through the same frames in the same batches, already converted to
+model input (the blocks convert inside). The flowgraph's time is tb.run()'s, the
+blocks' warm-up in start() included; runs last seconds, as a flowgraph's start-up
+would otherwise weigh more than in any real use.
 
-GNU Radio runs every block in a thread of its own, and torch's OpenMP intra-op
-parallelism does far less in a thread other than the main one (a model-only check with
-no GNU Radio involved: the compact transformer at 2 threads infers ~1.7x faster on the
-main thread than in a `threading.Thread`). The reference runs on the main thread, as a
-user's script would; a third column runs the same reference in a plain Python thread,
-which separates what GNU Radio costs from what any thread costs. Frames/s,
-complex samples/s, and whether that keeps up with RadioML 2016.10a's 200 kHz
-(1562.5 frames of 128 samples per second).
+Every measurement runs in a process of its own (this script with --measure); a round
+runs the reference and then the flowgraph(s), --repeats rounds, and the ratio reported
+is the median of the rounds' ratios (frames/s: medians of the runs). A process of its own
+because torch's OpenMP runtime (libgomp) remembers: once two threads of a process have
+run parallel torch code, it counts more OpenMP threads than cores and stops
+spin-waiting, and a reference run on the main thread would slow the flowgraph measured
+after it in the same process (the blocks themselves keep their torch work off the
+flowgraph's main thread for this reason: block_support.load_model). The reference runs
+on its process's main thread, as a user's script would. The blocks get the thread
+count as their Torch Threads parameter. Reported: frames/s, complex samples/s, and
+whether that keeps up with RadioML 2016.10a's 200 kHz (1562.5 frames of 128 samples
+per second).
 
-Run: .venv/bin/python bench/bench_blocks.py [--cnn-lstm MODEL.pt] [--compact MODEL.pt]
+Run: .venv/bin/python bench/bench_blocks.py [--threads N] [--cnn-lstm MODEL.pt] [--compact MODEL.pt]
 (default: full-size untrained models; trained ones cost the same).
 """
 import argparse
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -41,6 +51,7 @@ from gnuradio.shapft.radioml import CLASSES
 from gnuradio.shapft.recording import to_model_input
 
 BATCH = 256
+FRAMES = {"cnn_lstm": (12288, 3072), "transformer_compact": (491520, 122880)}  # sink, injector
 REAL_TIME_FRAMES_PER_S = 200e3 / 128
 BUFFER_FRAMES = 8192
 WARM_UP_CALLS = 3   # TorchScript's profiling executor optimises the graph over the first calls
@@ -55,8 +66,9 @@ def full_size_model(arch, directory):
 
 
 def source(frames, labels, n):
+    """Vector source -> head: n frames, tagged with labels (none if labels is None)."""
     tags = []
-    for i, label in enumerate(labels):
+    for i, label in enumerate(() if labels is None else labels):
         tags.append(gr.tag_utils.python_to_tag((i, LABEL_TAG, pmt.intern(CLASSES[label]))))
         tags.append(gr.tag_utils.python_to_tag((i, SNR_TAG, pmt.from_double(10.0))))
     src = blocks.vector_source_c(frames.reshape(-1).tolist(), True, 128, tags)
@@ -74,19 +86,24 @@ def reference_batches(frames, labels, n):
     return [(x[index[i:i + BATCH]], y[index[i:i + BATCH]]) for i in range(0, n, BATCH)]
 
 
-def sink_flowgraph(model_path, frames, labels, n):
+def sink_flowgraph(model_path, frames, labels, n, threads):
     tb = gr.top_block()
     tb.src, tb.head = source(frames, labels, n)
-    tb.sink = classifier_sink(str(model_path), batch_size=BATCH)
+    tb.sink = classifier_sink(str(model_path), batch_size=BATCH, num_threads=threads)
     tb.connect(tb.src, tb.head, tb.sink)
     start = time.perf_counter()
     tb.run()
     elapsed = time.perf_counter() - start
-    assert tb.sink.frames_scored() == n and tb.sink.tally.frames_labelled == n
+    assert tb.sink.frames_scored() == n and tb.sink.tally.frames_labelled == (0 if labels is None else n)
     return n / elapsed
 
 
-def sink_reference(model_path, frames, labels, n):
+def sink_flowgraph_untagged(model_path, frames, labels, n, threads):
+    return sink_flowgraph(model_path, frames, None, n, threads)
+
+
+def sink_reference(model_path, frames, labels, n, threads):
+    torch.set_num_threads(threads)
     module = model_file.load(model_path).module
     work = reference_batches(frames, labels, n)
     with torch.inference_mode():
@@ -99,10 +116,10 @@ def sink_reference(model_path, frames, labels, n):
     return n / (time.perf_counter() - start)
 
 
-def injector_flowgraph(model_path, frames, labels, n):
+def injector_flowgraph(model_path, frames, labels, n, threads):
     tb = gr.top_block()
     tb.src, tb.head = source(frames, labels, n)
-    tb.injector = fgsm_injector(str(model_path), eps=0.05, batch_size=BATCH)
+    tb.injector = fgsm_injector(str(model_path), eps=0.05, batch_size=BATCH, num_threads=threads)
     tb.sink = blocks.null_sink(gr.sizeof_gr_complex * 128)
     tb.connect(tb.src, tb.head, tb.injector, tb.sink)
     start = time.perf_counter()
@@ -110,7 +127,8 @@ def injector_flowgraph(model_path, frames, labels, n):
     return n / (time.perf_counter() - start)
 
 
-def injector_reference(model_path, frames, labels, n):
+def injector_reference(model_path, frames, labels, n, threads):
+    torch.set_num_threads(threads)
     attack = attacks.FGSM(model_file.load(model_path).module, eps=0.05)
     work = reference_batches(frames, labels, n)
     for _ in range(WARM_UP_CALLS):  # as the injector does before its first frame
@@ -121,50 +139,95 @@ def injector_reference(model_path, frames, labels, n):
     return n / (time.perf_counter() - start)
 
 
-def in_a_thread(function, *args):
-    """function(*args) run in a plain Python thread (as GNU Radio runs a block's work)."""
-    result = []
-    worker = threading.Thread(target=lambda: result.append(function(*args)))
-    worker.start()
-    worker.join()
-    return result[0]
+def harness_cpu_per_frame(frames, labels, n=65536):
+    """CPU seconds per frame of the source and head alone (into a null sink)."""
+    tb = gr.top_block()
+    tb.src, tb.head = source(frames, labels, n)
+    tb.sink = blocks.null_sink(gr.sizeof_gr_complex * 128)
+    tb.connect(tb.src, tb.head, tb.sink)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    tb.run()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / n
 
 
-def compare(name, flowgraph, reference, model_path, frames, labels, n, target):
-    ours, theirs, threaded = [], [], []
-    for _ in range(3):
-        theirs.append(reference(model_path, frames, labels, n))
-        ours.append(flowgraph(model_path, frames, labels, n))
-        threaded.append(in_a_thread(reference, model_path, frames, labels, n))
-    fg, ref, ref_thread = statistics.median(ours), statistics.median(theirs), statistics.median(threaded)
+MEASUREMENTS = {"sink-flowgraph": sink_flowgraph, "sink-flowgraph-untagged": sink_flowgraph_untagged,
+                "sink-reference": sink_reference,
+                "injector-flowgraph": injector_flowgraph, "injector-reference": injector_reference}
+
+
+def measure(kind, model_path, n, threads):
+    """One measurement, in this (fresh) process: frames/s. The blocks get the thread
+    count as their Torch Threads parameter; the references set it on their thread."""
+    frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
+    labels = np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
+    return MEASUREMENTS[kind](model_path, frames, labels, n, threads)
+
+
+def in_own_process(kind, model_path, n, threads):
+    command = [sys.executable, __file__, "--measure", kind, "--model", str(model_path), "--frames", str(n),
+               "--threads", str(threads)]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    return float(result.stdout.split()[-1])
+
+
+def runs(values):
+    return " ".join(f"{v:,.0f}" for v in values)
+
+
+def compare(block, arch, model_path, threads, repeats, target):
+    n = FRAMES[arch][0 if block == "sink" else 1]
+    kinds = ["reference", "flowgraph"] + (["flowgraph-untagged"] if block == "sink" else [])
+    measured = {kind: [] for kind in kinds}
+    for _ in range(repeats):
+        for kind in kinds:
+            measured[kind].append(in_own_process(f"{block}-{kind}", model_path, n, threads))
+    median = {kind: statistics.median(values) for kind, values in measured.items()}
+
+    def ratio(kind):
+        # Median of each round's ratio: the host's speed drifts between rounds more
+        # than within one, so a round compares like with like.
+        return statistics.median(ours / ref for ours, ref in zip(measured[kind], measured["reference"]))
+
+    fg, ref = median["flowgraph"], median["reference"]
+    untagged = (f"{median['flowgraph-untagged']:,.0f} | {ratio('flowgraph-untagged'):.2f}"
+                if block == "sink" else "- | -")
     keeps_up = "yes" if fg >= REAL_TIME_FRAMES_PER_S else "no"
-    print(f"| {name} | {fg:,.0f} | {fg * 128 / 1e6:.2f} | {ref:,.0f} | {fg / ref:.2f} (target {target}) | "
-          f"{ref_thread:,.0f} | {fg / ref_thread:.2f} | {keeps_up} ({fg / REAL_TIME_FRAMES_PER_S:.1f}x) |")
+    name = {"sink": "classifier_sink", "injector": "fgsm_injector"}[block]
+    print(f"| {name}, {arch} | {n:,} | {fg:,.0f} | {fg * 128 / 1e6:.2f} | {ref:,.0f} | {ratio('flowgraph'):.2f} (target {target}) | "
+          f"{untagged} | {keeps_up} ({fg / REAL_TIME_FRAMES_PER_S:.1f}x) | "
+          f"{' / '.join(runs(measured[kind]) for kind in kinds[1:] + kinds[:1])} |", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cnn-lstm", help="cnn_lstm model file")
     parser.add_argument("--compact", help="transformer_compact model file")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each side (default 3)")
+    parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--frames", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
-    labels = np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
+    if args.measure:
+        print(measure(args.measure, args.model, args.frames, args.threads))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"cnn_lstm": args.cnn_lstm or full_size_model("cnn_lstm", tmp),
                  "transformer_compact": args.compact or full_size_model("transformer_compact", tmp)}
-        counts = {"cnn_lstm": (6144, 3072), "transformer_compact": (61440, 30720)}
-        print(f"torch threads {args.threads}, batch {BATCH}\n")
-        print("| block, model | flowgraph frames/s | Msps | library frames/s | ratio | "
-              "library in a thread, frames/s | ratio to it | real time at 200 kHz |")
-        print("|---|---|---|---|---|---|---|---|")
-        for arch, path in paths.items():
-            compare(f"classifier_sink, {arch}", sink_flowgraph, sink_reference, path, frames, labels,
-                    counts[arch][0], 0.95)
-        for arch, path in paths.items():
-            compare(f"fgsm_injector, {arch}", injector_flowgraph, injector_reference, path, frames, labels,
-                    counts[arch][1], 0.9)
+        print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} runs of each side, "
+              f"each in a process of its own")
+        frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
+        labels = np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
+        print(f"harness (vector source -> head -> null sink) CPU time per frame: "
+              f"{harness_cpu_per_frame(frames, labels) * 1e6:.2f} us tagged, "
+              f"{harness_cpu_per_frame(frames, None) * 1e6:.2f} us untagged\n")
+        print("| block, model | frames | flowgraph frames/s | Msps | library frames/s | ratio | "
+              "untagged frames/s | ratio | real time at 200 kHz | runs: flowgraph / untagged / library |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for block, target in (("sink", 0.95), ("injector", 0.9)):
+            for arch, path in paths.items():
+                compare(block, arch, path, args.threads, args.repeats, target)
 
 
 if __name__ == "__main__":

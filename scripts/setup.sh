@@ -8,7 +8,7 @@ VENV="$ROOT/.venv"
 BUILD="$ROOT/build"
 cd "$ROOT"
 
-APT_PACKAGES=(gnuradio gnuradio-dev cmake make g++ pkg-config python3-venv python3-dev
+APT_PACKAGES=(gnuradio gnuradio-dev pybind11-dev cmake make g++ pkg-config python3-venv python3-dev
               xvfb xauth imagemagick gir1.2-gtk-3.0)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }

@@ -11,13 +11,7 @@ and classifier_sink (TorchScript classification). The GNU-Radio-free library
 (models, attacks, SHAP, training, data I/O) lives in the same package.
 """
 
-# import pybind11 generated symbols into the shapft namespace
-try:
-    # this might fail if the module is python-only
-    from .shapft_python import *  # noqa: F401,F403
-except ModuleNotFoundError:
-    pass
-
+from .shapft_python import read_frame_tags  # noqa: F401  (C++: lib/frame_tags.cc)
 from .channel_model_source import channel_model_source  # noqa: E402,F401
 from .classifier_sink import classifier_sink  # noqa: E402,F401
 from .fgsm_injector import fgsm_injector  # noqa: E402,F401

@@ -1,59 +1,90 @@
 """What the model-running blocks share: loading a model with checked settings, the
 frame tags, and which frames cannot be classified."""
-import math
+import dataclasses
+import threading
 
 import numpy as np
 import pmt
+import torch
 
 from . import model_file
 from .channel_model_source import LABEL_TAG, SNR_TAG
+from .shapft_python import read_frame_tags
+
+TAG_KEYS = (pmt.symbol_to_string(LABEL_TAG), pmt.symbol_to_string(SNR_TAG))
 
 
 def load_model(model_path, batch_size, num_threads):
-    """The block's TorchScript model; bad settings are refused naming the parameter."""
+    """The block's TorchScript model; bad settings are refused naming the parameter.
+
+    Loaded (and shape-checked, which runs the model) in a short-lived thread, not on the
+    flowgraph's main thread: libgomp, torch's OpenMP runtime, keeps a team of worker
+    threads for every thread that has run parallel torch code. A team kept by the main
+    thread adds to the block threads' teams, libgomp then counts more OpenMP threads
+    than cores and stops spin-waiting in all of them, and every one of the hundreds of
+    parallel operations in a batch ends in a futex sleep and wake-up: a block ran ~1.5x
+    slower at 2 torch threads (BENCHMARKS.md). A short-lived thread's team ends with it.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     if num_threads < 0:
         raise ValueError(f"num_threads: must be >= 0 (0 = torch's default), got {num_threads}")
     try:
-        return model_file.load(model_path, num_threads=num_threads or None)
+        return in_own_thread(model_file.load, model_path)
     except (FileNotFoundError, ValueError) as err:
         raise ValueError(f"model_path: {err}") from None
 
 
-def frame_labels(block, n):
-    """True class name per item of the current window (object array, None where
-    untagged), from the `label` stream tags the channel-model source sets. Asking for
-    the key lets GNU Radio filter the tags in C++; the per-tag Python left is one
-    value conversion."""
-    start = block.nitems_read(0)
-    labels = np.full(n, None, dtype=object)
-    for tag in block.get_tags_in_window(0, 0, n, LABEL_TAG):
-        labels[tag.offset - start] = tag_text(tag.value)
-    return labels
+def in_own_thread(function, *args):
+    """function(*args) run in a new thread, joined: its result, or its exception raised here."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = function(*args)
+        except BaseException as err:  # re-raised in the caller's thread
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, name="shapft-load")
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
-def frame_snrs(block, n):
-    """snr_db per item of the current window (float array, nan where untagged), from
-    the `snr_db` stream tags."""
-    start = block.nitems_read(0)
-    snrs = np.full(n, math.nan)
-    for tag in block.get_tags_in_window(0, 0, n, SNR_TAG):
-        snrs[tag.offset - start] = pmt.to_double(tag.value)
-    return snrs
+def prepare_block_thread(num_threads, warm_up):
+    """What a model-running block does in start(), which GNU Radio calls in the block's
+    own thread: set torch's thread count for this thread (torch keeps it per thread once
+    set; 0 leaves the process default), then warm up: TorchScript's profiling executor
+    optimises a graph over its first calls, and this thread's OpenMP team is created now
+    rather than on the first frames."""
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    warm_up()
 
 
-def tag_text(value):
-    try:
-        return pmt.symbol_to_string(value)
-    except ValueError:           # not a symbol: a label written by another tool
-        return str(pmt.to_python(value))
+@dataclasses.dataclass
+class WindowTags:
+    """The `label` and `snr_db` tags of the items in a work() window."""
+    class_index: np.ndarray   # index in the model's classes; -1 untagged or not one of them
+    label_index: np.ndarray   # index in names; -1 untagged
+    names: list               # the model's classes, then any other label seen
+    snr_db: np.ndarray        # nan where untagged
+
+    def label(self, i):
+        """Item i's label text, None where untagged."""
+        return self.names[self.label_index[i]] if self.label_index[i] >= 0 else None
 
 
-def class_indices(names, classes):
-    """Index of each name in `classes`; -1 for None or a class the model does not know."""
-    index = {name: i for i, name in enumerate(classes)}
-    return np.fromiter((index.get(name, -1) for name in names), dtype=np.int64, count=len(names))
+def window_tags(block, n, classes):
+    """The tags the channel-model source sets on each frame, for the n items of the
+    current window, read in one C++ pass (read_frame_tags in lib/frame_tags.cc): read
+    one by one in Python they cost ~3.8 us per frame, as much as the compact
+    transformer takes to classify the frame."""
+    label_index, snr_db, names = read_frame_tags(block.to_basic_block(), n, *TAG_KEYS, list(classes))
+    class_index = np.where(label_index < len(classes), label_index, -1)
+    return WindowTags(class_index, label_index, names, snr_db)
 
 
 def check_vector_length(vector_length, frame_length, model_path):
@@ -64,13 +95,25 @@ def check_vector_length(vector_length, frame_length, model_path):
 
 
 def frame_validity(frames):
-    """(valid: bool per frame; {index: 'nan', 'inf' or 'zero'} for the others). Two
-    passes over the window; the per-frame reason is looked up only for bad frames."""
-    valid = np.isfinite(frames).all(axis=1) & frames.any(axis=1)
+    """(valid: bool per frame; {index: 'nan', 'inf' or 'zero'} for the others).
+
+    One pass computes each frame's energy: NaN or Inf when a sample is, 0 when all
+    are 0. Overflow (|x| > 1e19) or underflow (|x| < 1e-23) can flag a good frame
+    there, so flagged frames get the exact test, which also names the reason."""
+    samples = np.ascontiguousarray(frames, dtype=np.complex64).view(np.float32)
+    energy = np.einsum("ij,ij->i", samples, samples)
+    valid = np.isfinite(energy) & (energy > 0)
     reasons = {}
     for i in np.flatnonzero(~valid):
         frame = frames[i]
-        reasons[int(i)] = "nan" if np.isnan(frame).any() else "inf" if np.isinf(frame).any() else "zero"
+        if np.isnan(frame).any():
+            reasons[int(i)] = "nan"
+        elif np.isinf(frame).any():
+            reasons[int(i)] = "inf"
+        elif not frame.any():
+            reasons[int(i)] = "zero"
+        else:
+            valid[i] = True
     return valid, reasons
 
 

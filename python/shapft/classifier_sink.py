@@ -7,8 +7,8 @@ import torch
 from gnuradio import gr
 
 from . import artifacts
-from .block_support import (batches, check_vector_length, class_indices, frame_labels, frame_snrs,
-                            frame_validity, load_model)
+from .block_support import (batches, check_vector_length, frame_validity, load_model, prepare_block_thread,
+                            window_tags)
 from .tally import Tally
 from .recording import to_model_input
 
@@ -32,6 +32,7 @@ class classifier_sink(gr.sync_block):
     def __init__(self, model_path, batch_size=256, num_threads=0, name="", results_path="",
                  publish=True, vector_length=0):
         self.model = load_model(model_path, batch_size, num_threads)
+        self.num_threads = int(num_threads)
         self.frame_length = self.model.frame_length
         check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_classifier_sink",
@@ -45,11 +46,8 @@ class classifier_sink(gr.sync_block):
         self.classes = self.model.classes
         self.tally = Tally(self.classes)
         self.log = gr.logger(f"shapft.classifier_sink.{self.name}")
-        self._warm_up()
 
     def _warm_up(self):
-        # TorchScript's profiling executor optimises a graph over its first calls; run
-        # them now so the first frames are not slow.
         probe = torch.zeros(min(self.batch_size, 64), 2, self.frame_length)
         with torch.inference_mode():
             for _ in range(3):
@@ -59,23 +57,24 @@ class classifier_sink(gr.sync_block):
         frames = input_items[0]
         n = len(frames)
         first_index = self.tally.frames_in
-        labels, snrs = frame_labels(self, n), frame_snrs(self, n)
+        tags = window_tags(self, n, self.classes)
         self.tally.frames_in += n
         valid, reasons = frame_validity(frames)
         predicted = np.full(n, -1)
         confidence = np.zeros(n)
-        for index in batches(valid, self.batch_size):
-            with torch.inference_mode():
-                probabilities = torch.softmax(self.model.module(torch.from_numpy(to_model_input(frames[index]))), 1)
-            best = probabilities.max(dim=1)
-            predicted[index] = best.indices.numpy()
-            confidence[index] = best.values.numpy()
-        self.tally.add(predicted[valid], class_indices(labels[valid], self.classes), snrs[valid])
+        inputs = torch.from_numpy(to_model_input(frames))
+        with torch.inference_mode():
+            for index in batches(valid, self.batch_size):
+                best = torch.softmax(self.model.module(inputs[index]), 1).max(dim=1)
+                predicted[index] = best.indices.numpy()
+                confidence[index] = best.values.numpy()
+        self.tally.add(predicted[valid], tags.class_index[valid], tags.snr_db[valid])
         for reason in reasons.values():
             self.tally.add_invalid(reason)
         if self.publishing:
             for i in range(n):
-                self._publish(first_index + i, predicted[i], confidence[i], labels[i], snrs[i], reasons.get(i))
+                self._publish(first_index + i, predicted[i], confidence[i], tags.label(i), tags.snr_db[i],
+                              reasons.get(i))
         return n
 
     def _publish(self, frame_index, predicted, confidence, label, snr, reason):
@@ -96,6 +95,7 @@ class classifier_sink(gr.sync_block):
     def start(self):
         # Messages cost more than a fast model's inference; build none when nobody listens.
         self.publishing = self.publish and pmt.length(self.message_subscribers(CLASSIFICATION_PORT)) > 0
+        prepare_block_thread(self.num_threads, self._warm_up)
         return True
 
     def stop(self):

@@ -6,7 +6,8 @@ import torch
 from gnuradio import gr
 
 from . import attacks, pipelines
-from .block_support import batches, check_vector_length, class_indices, frame_labels, frame_validity, load_model
+from .block_support import (batches, check_vector_length, frame_validity, load_model, prepare_block_thread,
+                            window_tags)
 from .recording import from_model_input, to_model_input
 
 LABEL_SOURCES = ("tag", "predicted")
@@ -31,6 +32,7 @@ class fgsm_injector(gr.sync_block):
         if label_source not in LABEL_SOURCES:
             raise ValueError(f"label_source: {label_source!r} is not one of {', '.join(LABEL_SOURCES)}")
         self.model = load_model(model_path, batch_size, num_threads)
+        self.num_threads = int(num_threads)
         self.classifier, self.frame_length = pipelines.full_frame_classifier(self.model)
         check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_fgsm_injector",
@@ -48,7 +50,6 @@ class fgsm_injector(gr.sync_block):
         # that small. Room for two full batches per call (GRC's Min Output Buffer, when
         # set, overrides it).
         self.set_min_output_buffer(4 * self.batch_size)
-        self._warm_up()
 
     def _make_attack(self, eps, psr_db):
         options = dict(seed=self.settings["seed"], frame_length=self.frame_length)
@@ -64,6 +65,10 @@ class fgsm_injector(gr.sync_block):
         probe = torch.zeros(min(self.batch_size, 64), 2, self.frame_length)
         for _ in range(3):
             self.attack(probe, torch.zeros(len(probe), dtype=torch.long))
+
+    def start(self):
+        prepare_block_thread(self.num_threads, self._warm_up)
+        return True
 
     def work(self, input_items, output_items):
         frames, out = input_items[0], output_items[0]
@@ -90,7 +95,7 @@ class fgsm_injector(gr.sync_block):
         """Class index per frame from its `label` tag, -1 where the model must predict."""
         if self.label_source == "predicted":
             return np.full(n, -1)
-        return class_indices(frame_labels(self, n), self.classes)
+        return window_tags(self, n, self.classes).class_index
 
     # Callbacks (GRC): the next work() call uses the new settings.
     def set_eps(self, eps):

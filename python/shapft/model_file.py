@@ -131,15 +131,13 @@ def full_frame_length_of(path):
     return int(mask["frame_length"] if mask else metadata["frame_length"])
 
 
-def load(path, num_threads=None):
+def load(path):
     """Load and check a model file; any problem is a ValueError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"model file {path} is not a TorchScript archive (corrupt or wrong format)")
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
     extra = {METADATA_NAME: ""}
     try:
         with _quiet_torchscript():

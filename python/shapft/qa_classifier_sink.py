@@ -97,6 +97,8 @@ class qa_classifier_sink(gr_unittest.TestCase):
         frames[5, 7] = np.nan
         frames[6, 0] = np.inf
         frames[7] = 0
+        frames[8] *= 1e20    # energy overflows float32, samples are finite: valid
+        frames[9] *= 1e-30   # energy underflows to 0, samples are not: valid
         sink, messages = self.run_sink(frames, model_path, ["BPSK"] * 50, [0.0] * 50)
         self.assertEqual(sink.frames_in(), 50)
         self.assertEqual(sink.frames_scored(), 47)
@@ -108,7 +110,35 @@ class qa_classifier_sink(gr_unittest.TestCase):
         predicted, _ = offline_predictions(model_path, frames[good])
         self.assertEqual([messages[i]["class_index"] for i in good], predicted.tolist())
 
-    def test_004_results_file_written_at_stop(self):
+    def test_004_foreign_tags_reported_not_counted(self):
+        # Tags another tool may set: a label that is not one of the model's classes, a
+        # label that is not a symbol, an SNR that is not a number, unrelated keys.
+        model_path = testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = testing.random_frames(6, seed=5)
+        tag = gr.tag_utils.python_to_tag
+        tags = [tag((0, pmt.intern("label"), pmt.intern("BPSK"))),
+                tag((1, pmt.intern("label"), pmt.intern("OOK"))),
+                tag((2, pmt.intern("label"), pmt.from_long(3))),
+                tag((3, pmt.intern("label"), pmt.intern("OOK"))),
+                tag((3, pmt.intern("snr_db"), pmt.intern("high"))),
+                tag((4, pmt.intern("snr_db"), pmt.from_long(6))),
+                tag((5, pmt.intern("rx_time"), pmt.from_double(1.5)))]
+        tb = gr.top_block()
+        source = blocks.vector_source_c(frames.reshape(-1).tolist(), False, 128, tags)
+        sink = classifier_sink(model_path)
+        debug = blocks.message_debug()
+        tb.connect(source, sink)
+        tb.msg_connect(sink, "classification", debug, "store")
+        tb.run()
+        messages = [pmt.to_python(debug.get_message(i)) for i in range(debug.num_messages())]
+        self.assertEqual([m.get("true_label") for m in messages], ["BPSK", "OOK", "3", "OOK", None, None])
+        self.assertEqual([m.get("snr_db") for m in messages], [None, None, None, None, 6.0, None])
+        self.assertEqual(sink.frames_scored(), 6)
+        # Only frame 0 carries one of the model's classes: it alone counts for accuracy.
+        self.assertEqual(int(sink.confusion_matrix().sum()), 1)
+        self.assertEqual(sink.accuracy(), float(messages[0]["label"] == "BPSK"))
+
+    def test_005_results_file_written_at_stop(self):
         model_path = testing.write_model(self.path("m.pt"), "transformer_compact")
         results = self.path("results.json")
         sink, _ = self.run_sink(testing.random_frames(30), model_path, ["QPSK"] * 30, [4.0] * 30,
@@ -119,7 +149,7 @@ class qa_classifier_sink(gr_unittest.TestCase):
         self.assertEqual(saved["name"], "clean")
         self.assertAlmostEqual(saved["accuracy"], sink.accuracy())
 
-    def test_005_bad_construction_refused(self):
+    def test_006_bad_construction_refused(self):
         with self.assertRaisesRegex(ValueError, "model_path: .*does not exist"):
             classifier_sink(self.path("missing.pt"))
         corrupt = self.path("corrupt.pt")
