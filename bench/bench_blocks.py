@@ -28,7 +28,8 @@ count as their Torch Threads parameter. Reported: frames/s, complex samples/s, a
 whether that keeps up with RadioML 2016.10a's 200 kHz (1562.5 frames of 128 samples
 per second).
 
-Run: .venv/bin/python bench/bench_blocks.py [--threads N] [--cnn-lstm MODEL.pt] [--compact MODEL.pt]
+Run: .venv/bin/python bench/bench_blocks.py [--threads N] [--repeats N] [--only BLOCK:MODEL]
+     [--cnn-lstm MODEL.pt] [--compact MODEL.pt]
 (default: full-size untrained models; trained ones cost the same).
 """
 import argparse
@@ -204,7 +205,9 @@ def main():
     parser.add_argument("--cnn-lstm", help="cnn_lstm model file")
     parser.add_argument("--compact", help="transformer_compact model file")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements of each side (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (default 3)")
+    parser.add_argument("--only", choices=[f"{b}:{a}" for b in ("sink", "injector") for a in FRAMES],
+                        help="measure this row only, e.g. sink:transformer_compact")
     parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, help=argparse.SUPPRESS)
@@ -215,7 +218,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"cnn_lstm": args.cnn_lstm or full_size_model("cnn_lstm", tmp),
                  "transformer_compact": args.compact or full_size_model("transformer_compact", tmp)}
-        print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} runs of each side, "
+        print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} rounds, "
               f"each in a process of its own")
         frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
         labels = np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
@@ -227,7 +230,8 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|---|")
         for block, target in (("sink", 0.95), ("injector", 0.9)):
             for arch, path in paths.items():
-                compare(block, arch, path, args.threads, args.repeats, target)
+                if args.only in (None, f"{block}:{arch}"):
+                    compare(block, arch, path, args.threads, args.repeats, target)
 
 
 if __name__ == "__main__":
