@@ -1,7 +1,7 @@
 """What the model-running blocks share: loading a model with checked settings, the
 frame tags, and which frames cannot be classified."""
+import concurrent.futures
 import dataclasses
-import threading
 
 import numpy as np
 import pmt
@@ -30,27 +30,11 @@ def load_model(model_path, batch_size, num_threads):
     if num_threads < 0:
         raise ValueError(f"num_threads: must be >= 0 (0 = torch's default), got {num_threads}")
     try:
-        return in_own_thread(model_file.load, model_path)
+        # Leaving the with block joins the worker thread, and its team ends with it.
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shapft-load") as loader:
+            return loader.submit(model_file.load, model_path).result()
     except (FileNotFoundError, ValueError) as err:
         raise ValueError(f"model_path: {err}") from None
-
-
-def in_own_thread(function, *args):
-    """function(*args) run in a new thread, joined: its result, or its exception raised here."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = function(*args)
-        except BaseException as err:  # re-raised in the caller's thread
-            outcome["error"] = err
-
-    worker = threading.Thread(target=run, name="shapft-load")
-    worker.start()
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
 
 
 def prepare_block_thread(num_threads, warm_up):
