@@ -66,6 +66,12 @@ def full_size_model(arch, directory):
     return path
 
 
+def bench_frames():
+    """(frames, labels) every measurement cycles through."""
+    frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
+    return frames, np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
+
+
 def source(frames, labels, n):
     """Vector source -> head: n frames, tagged with labels (none if labels is None)."""
     tags = []
@@ -160,9 +166,7 @@ MEASUREMENTS = {"sink-flowgraph": sink_flowgraph, "sink-flowgraph-untagged": sin
 def measure(kind, model_path, n, threads):
     """One measurement, in this (fresh) process: frames/s. The blocks get the thread
     count as their Torch Threads parameter; the references set it on their thread."""
-    frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
-    labels = np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
-    return MEASUREMENTS[kind](model_path, frames, labels, n, threads)
+    return MEASUREMENTS[kind](model_path, *bench_frames(), n, threads)
 
 
 def in_own_process(kind, model_path, n, threads):
@@ -220,8 +224,7 @@ def main():
                  "transformer_compact": args.compact or full_size_model("transformer_compact", tmp)}
         print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} rounds, "
               f"each in a process of its own")
-        frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
-        labels = np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
+        frames, labels = bench_frames()
         print(f"harness (vector source -> head -> null sink) CPU time per frame: "
               f"{harness_cpu_per_frame(frames, labels) * 1e6:.2f} us tagged, "
               f"{harness_cpu_per_frame(frames, None) * 1e6:.2f} us untagged\n")
