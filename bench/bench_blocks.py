@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """The blocks against the library they adapt, same frames, same batch size.
 
-(a) classifier_sink in a flowgraph (vector source -> head -> sink) against the same
-    TorchScript model called on batches outside GNU Radio (target: >= 0.95);
-(b) fgsm_injector in a flowgraph (vector source -> head -> injector -> null sink)
+(a) classifier_sink in a flowgraph (vector source -> sink) against the same
+    TorchScript model called on batches outside GNU Radio (target: >= 0.95), run
+    both ways torch can use N cores: N intra-op threads on one thread, and whole
+    batches on N single-thread workers (torch_threads.BatchWorkers, as the sink
+    does); each round's ratio is against the faster of the two;
+(b) fgsm_injector in a flowgraph (vector source -> injector -> null sink)
     against attacks.FGSM on the same batches (target: >= 0.9).
 Every frame carries `label` and `snr_db` tags, as the channel-model source's do: the
 sink keeps its running accuracy, the injector takes its labels from the tags, and the
 reference attack gets the same labels. The sink is also measured on untagged frames:
-GNU Radio's tag handling in the source and head threads costs CPU time of its own
-(printed as "harness"), which on a 2-core machine the model's threads lose. The
-references walk through the same frames in the same batches, already converted to
-model input (the blocks convert inside). The flowgraph's time is tb.run()'s, the
-blocks' warm-up in start() included; runs last seconds, as a flowgraph's start-up
-would otherwise weigh more than in any real use.
+GNU Radio's tag handling in the source's thread costs CPU time of its own (printed
+as "harness"), which on a 2-core machine the model's threads lose. The references
+walk through the same frames in the same batches, already converted to model input
+(the blocks convert inside). The flowgraph's time runs from tb.start() until the
+block has consumed the frames (run_until), the blocks' warm-up in start() included;
+runs last seconds, as a flowgraph's start-up would otherwise weigh more than in any
+real use.
 
 Every measurement runs in a process of its own (this script with --measure); a round
 runs the reference and then the flowgraph(s), --repeats rounds, and the ratio reported
@@ -50,11 +54,13 @@ from gnuradio.shapft import attacks, classifier_sink, fgsm_injector, model_file,
 from gnuradio.shapft.channel_model_source import LABEL_TAG, SNR_TAG
 from gnuradio.shapft.radioml import CLASSES
 from gnuradio.shapft.recording import to_model_input
+from gnuradio.shapft.torch_threads import BatchWorkers
 
 BATCH = 256
 FRAMES = {"cnn_lstm": (12288, 3072), "transformer_compact": (491520, 122880)}  # sink, injector
 REAL_TIME_FRAMES_PER_S = 200e3 / 128
 BUFFER_FRAMES = 8192
+POLL_S = 0.005
 WARM_UP_CALLS = 3   # TorchScript's profiling executor optimises the graph over the first calls
 
 
@@ -72,18 +78,34 @@ def bench_frames():
     return frames, np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
 
 
-def source(frames, labels, n):
-    """Vector source -> head: n frames, tagged with labels (none if labels is None)."""
+def source(frames, labels):
+    """Vector source repeating the frames, each tagged with its label (none if labels is
+    None) and an SNR."""
     tags = []
     for i, label in enumerate(() if labels is None else labels):
         tags.append(gr.tag_utils.python_to_tag((i, LABEL_TAG, pmt.intern(CLASSES[label]))))
         tags.append(gr.tag_utils.python_to_tag((i, SNR_TAG, pmt.from_double(10.0))))
     src = blocks.vector_source_c(frames.reshape(-1).tolist(), True, 128, tags)
     src.set_min_output_buffer(BUFFER_FRAMES)
-    head = blocks.head(gr.sizeof_gr_complex * 128, n)
-    head.set_min_output_buffer(BUFFER_FRAMES)
-    return src, head
+    return src
 
+
+def run_until(tb, counted, n):
+    """Run tb until block `counted` has consumed n frames; frames/s up to that moment,
+    the blocks' start() (warm-up) included. The flowgraph is stopped from here rather
+    than by a head block: head's tag propagation costs ~1.1 us per frame with two tags
+    per frame (1.5 us source -> head -> null sink against 0.5 us without head), CPU
+    time that on a 2-core machine the model's threads lose, and no flowgraph of ours
+    has a head block."""
+    start = time.perf_counter()
+    tb.start()
+    while counted.nitems_read(0) < n:
+        time.sleep(POLL_S)
+    frames = counted.nitems_read(0)
+    elapsed = time.perf_counter() - start
+    tb.stop()
+    tb.wait()
+    return frames / elapsed
 
 def reference_batches(frames, labels, n):
     """The batches the flowgraph sees: the frames cycled, BATCH at a time, as model input."""
@@ -95,14 +117,13 @@ def reference_batches(frames, labels, n):
 
 def sink_flowgraph(model_path, frames, labels, n, threads):
     tb = gr.top_block()
-    tb.src, tb.head = source(frames, labels, n)
+    tb.src = source(frames, labels)
     tb.sink = classifier_sink(str(model_path), batch_size=BATCH, num_threads=threads)
-    tb.connect(tb.src, tb.head, tb.sink)
-    start = time.perf_counter()
-    tb.run()
-    elapsed = time.perf_counter() - start
-    assert tb.sink.frames_scored() == n and tb.sink.tally.frames_labelled == (0 if labels is None else n)
-    return n / elapsed
+    tb.connect(tb.src, tb.sink)
+    rate = run_until(tb, tb.sink, n)
+    scored = tb.sink.frames_scored()
+    assert scored == tb.sink.frames_in() >= n and tb.sink.tally.frames_labelled == (0 if labels is None else scored)
+    return rate
 
 
 def sink_flowgraph_untagged(model_path, frames, labels, n, threads):
@@ -123,15 +144,36 @@ def sink_reference(model_path, frames, labels, n, threads):
     return n / (time.perf_counter() - start)
 
 
+def sink_reference_workers(model_path, frames, labels, n, threads):
+    """The same batches on `threads` single-thread workers, all queued at once."""
+    module = model_file.load(model_path).module
+    work = reference_batches(frames, labels, n)
+
+    def warm_up():
+        with torch.inference_mode():
+            for _ in range(WARM_UP_CALLS):
+                module(work[0][0])
+
+    def classify(batch):
+        with torch.inference_mode():
+            torch.softmax(module(batch[0]), 1).max(1)
+
+    workers = BatchWorkers(threads, warm_up)
+    start = time.perf_counter()
+    for classified in [workers.submit(classify, batch) for batch in work]:
+        classified.result()
+    elapsed = time.perf_counter() - start
+    workers.close()
+    return n / elapsed
+
+
 def injector_flowgraph(model_path, frames, labels, n, threads):
     tb = gr.top_block()
-    tb.src, tb.head = source(frames, labels, n)
+    tb.src = source(frames, labels)
     tb.injector = fgsm_injector(str(model_path), eps=0.05, batch_size=BATCH, num_threads=threads)
     tb.sink = blocks.null_sink(gr.sizeof_gr_complex * 128)
-    tb.connect(tb.src, tb.head, tb.injector, tb.sink)
-    start = time.perf_counter()
-    tb.run()
-    return n / (time.perf_counter() - start)
+    tb.connect(tb.src, tb.injector, tb.sink)
+    return run_until(tb, tb.sink, n)
 
 
 def injector_reference(model_path, frames, labels, n, threads):
@@ -147,19 +189,19 @@ def injector_reference(model_path, frames, labels, n, threads):
 
 
 def harness_cpu_per_frame(frames, labels, n=65536):
-    """CPU seconds per frame of the source and head alone (into a null sink)."""
+    """CPU seconds per frame of the source alone (into a null sink)."""
     tb = gr.top_block()
-    tb.src, tb.head = source(frames, labels, n)
+    tb.src = source(frames, labels)
     tb.sink = blocks.null_sink(gr.sizeof_gr_complex * 128)
-    tb.connect(tb.src, tb.head, tb.sink)
+    tb.connect(tb.src, tb.sink)
     before = resource.getrusage(resource.RUSAGE_SELF)
-    tb.run()
+    run_until(tb, tb.sink, n)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / n
+    return (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / tb.sink.nitems_read(0)
 
 
 MEASUREMENTS = {"sink-flowgraph": sink_flowgraph, "sink-flowgraph-untagged": sink_flowgraph_untagged,
-                "sink-reference": sink_reference,
+                "sink-reference": sink_reference, "sink-reference-workers": sink_reference_workers,
                 "injector-flowgraph": injector_flowgraph, "injector-reference": injector_reference}
 
 
@@ -182,26 +224,29 @@ def runs(values):
 
 def compare(block, arch, model_path, threads, repeats, target):
     n = FRAMES[arch][0 if block == "sink" else 1]
-    kinds = ["reference", "flowgraph"] + (["flowgraph-untagged"] if block == "sink" else [])
-    measured = {kind: [] for kind in kinds}
+    references = ["reference"] + (["reference-workers"] if block == "sink" else [])
+    flowgraphs = ["flowgraph"] + (["flowgraph-untagged"] if block == "sink" else [])
+    measured = {kind: [] for kind in references + flowgraphs}
     for _ in range(repeats):
-        for kind in kinds:
+        for kind in measured:
             measured[kind].append(in_own_process(f"{block}-{kind}", model_path, n, threads))
+    # The library's best in each round: the faster way of running it outside GNU Radio.
+    library = [max(run) for run in zip(*(measured[kind] for kind in references))]
     median = {kind: statistics.median(values) for kind, values in measured.items()}
 
     def ratio(kind):
         # Median of each round's ratio: the host's speed drifts between rounds more
         # than within one, so a round compares like with like.
-        return statistics.median(ours / ref for ours, ref in zip(measured[kind], measured["reference"]))
+        return statistics.median(ours / ref for ours, ref in zip(measured[kind], library))
 
-    fg, ref = median["flowgraph"], median["reference"]
+    fg, ref = median["flowgraph"], statistics.median(library)
     untagged = (f"{median['flowgraph-untagged']:,.0f} | {ratio('flowgraph-untagged'):.2f}"
                 if block == "sink" else "- | -")
     keeps_up = "yes" if fg >= REAL_TIME_FRAMES_PER_S else "no"
     name = {"sink": "classifier_sink", "injector": "fgsm_injector"}[block]
     print(f"| {name}, {arch} | {n:,} | {fg:,.0f} | {fg * 128 / 1e6:.2f} | {ref:,.0f} | {ratio('flowgraph'):.2f} (target {target}) | "
           f"{untagged} | {keeps_up} ({fg / REAL_TIME_FRAMES_PER_S:.1f}x) | "
-          f"{' / '.join(runs(measured[kind]) for kind in kinds[1:] + kinds[:1])} |", flush=True)
+          f"{' / '.join(runs(measured[kind]) for kind in measured)} |", flush=True)
 
 
 def main():
@@ -225,11 +270,11 @@ def main():
         print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} rounds, "
               f"each in a process of its own")
         frames, labels = bench_frames()
-        print(f"harness (vector source -> head -> null sink) CPU time per frame: "
+        print(f"harness (vector source -> null sink) CPU time per frame: "
               f"{harness_cpu_per_frame(frames, labels) * 1e6:.2f} us tagged, "
               f"{harness_cpu_per_frame(frames, None) * 1e6:.2f} us untagged\n")
         print("| block, model | frames | flowgraph frames/s | Msps | library frames/s | ratio | "
-              "untagged frames/s | ratio | real time at 200 kHz | runs: flowgraph / untagged / library |")
+              "untagged frames/s | ratio | real time at 200 kHz | runs: library (intra-op / workers) / flowgraph (/ untagged) |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for block, target in (("sink", 0.95), ("injector", 0.9)):
             for arch, path in paths.items():

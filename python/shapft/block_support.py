@@ -5,7 +5,6 @@ import dataclasses
 
 import numpy as np
 import pmt
-import torch
 
 from . import model_file
 from .channel_model_source import LABEL_TAG, SNR_TAG
@@ -20,10 +19,11 @@ def load_model(model_path, batch_size, num_threads):
     Loaded (and shape-checked, which runs the model) in a short-lived thread, not on the
     flowgraph's main thread: libgomp, torch's OpenMP runtime, keeps a team of worker
     threads for every thread that has run parallel torch code. A team kept by the main
-    thread adds to the block threads' teams, libgomp then counts more OpenMP threads
-    than cores and stops spin-waiting in all of them, and every one of the hundreds of
-    parallel operations in a batch ends in a futex sleep and wake-up: a block ran ~1.5x
-    slower at 2 torch threads (BENCHMARKS.md). A short-lived thread's team ends with it.
+    thread would live as long as the flowgraph; with more OpenMP threads than cores
+    libgomp stops spin-waiting in all of them, and every parallel operation of any
+    other torch code in the process ends in a futex sleep and wake-up (a block with 2
+    intra-op threads ran ~1.5x slower, BENCHMARKS.md). A short-lived thread's team
+    ends with it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -35,17 +35,6 @@ def load_model(model_path, batch_size, num_threads):
             return loader.submit(model_file.load, model_path).result()
     except (FileNotFoundError, ValueError) as err:
         raise ValueError(f"model_path: {err}") from None
-
-
-def prepare_block_thread(num_threads, warm_up):
-    """What a model-running block does in start(), which GNU Radio calls in the block's
-    own thread: set torch's thread count for this thread (torch keeps it per thread once
-    set; 0 leaves the process default), then warm up: TorchScript's profiling executor
-    optimises a graph over its first calls, and this thread's OpenMP team is created now
-    rather than on the first frames."""
-    if num_threads:
-        torch.set_num_threads(num_threads)
-    warm_up()
 
 
 @dataclasses.dataclass
@@ -101,11 +90,18 @@ def frame_validity(frames):
     return valid, reasons
 
 
-def batches(valid, batch_size):
-    """Index of each batch of valid frames: slices while all frames are valid (views,
-    no copies), else index arrays."""
-    n = len(valid)
-    if valid.all():
-        return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+def batches(valid, batch_size, parts=1):
+    """Index of each batch of valid frames: the fewest batches of at most batch_size
+    whose number is a multiple of `parts` (workers that take them side by side finish
+    together), sizes within one frame of each other. Slices while all frames are valid
+    (views, no copies), else index arrays."""
+    count = int(np.count_nonzero(valid))
+    if count == 0:
+        return []
+    number = -(-count // batch_size)
+    number = min(count, -(-number // parts) * parts)
+    bounds = ((np.arange(number + 1) * count) // number).tolist()
+    if count == len(valid):
+        return [slice(start, end) for start, end in zip(bounds[:-1], bounds[1:])]
     index = np.flatnonzero(valid)
-    return [index[start:start + batch_size] for start in range(0, len(index), batch_size)]
+    return [index[start:end] for start, end in zip(bounds[:-1], bounds[1:])]

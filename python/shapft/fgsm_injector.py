@@ -6,9 +6,9 @@ import torch
 from gnuradio import gr
 
 from . import attacks, pipelines
-from .block_support import (batches, check_vector_length, frame_validity, load_model, prepare_block_thread,
-                            window_tags)
+from .block_support import batches, check_vector_length, frame_validity, load_model, window_tags
 from .recording import from_model_input, to_model_input
+from .torch_threads import BatchWorkers
 
 LABEL_SOURCES = ("tag", "predicted")
 
@@ -25,6 +25,11 @@ class fgsm_injector(gr.sync_block):
     deletion: an attack that knows the defence. `enabled` and the budget can change
     while the flowgraph runs. Tags pass through; frames with NaN, Inf or all zeros
     pass unperturbed and are counted.
+
+    Speed: `num_threads` worker threads (0: torch's default, one per core) attack
+    batches of up to `batch_size` frames side by side, one torch thread each
+    (torch_threads.BatchWorkers says why). PGD draws its random starts per batch, so
+    the start a frame gets depends on how frames fall into batches and workers.
     """
 
     def __init__(self, model_path, eps=0.05, method="fgsm", enabled=True, label_source="tag",
@@ -32,7 +37,8 @@ class fgsm_injector(gr.sync_block):
         if label_source not in LABEL_SOURCES:
             raise ValueError(f"label_source: {label_source!r} is not one of {', '.join(LABEL_SOURCES)}")
         self.model = load_model(model_path, batch_size, num_threads)
-        self.num_threads = int(num_threads)
+        self.num_threads = int(num_threads) or torch.get_num_threads()
+        self.workers = None
         self.classifier, self.frame_length = pipelines.full_frame_classifier(self.model)
         check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_fgsm_injector",
@@ -67,7 +73,12 @@ class fgsm_injector(gr.sync_block):
             self.attack(probe, torch.zeros(len(probe), dtype=torch.long))
 
     def start(self):
-        prepare_block_thread(self.num_threads, self._warm_up)
+        self.workers = BatchWorkers(self.num_threads, self._warm_up)
+        return True
+
+    def stop(self):
+        if self.workers:
+            self.workers.close()
         return True
 
     def work(self, input_items, output_items):
@@ -81,7 +92,8 @@ class fgsm_injector(gr.sync_block):
         if not enabled or attack.eps == 0:
             return n
         labels = self._labels(n)
-        for index in batches(valid, self.batch_size):
+
+        def perturb(index):
             x = torch.from_numpy(to_model_input(frames[index]))
             batch_labels = labels[index]
             unknown = batch_labels < 0
@@ -89,6 +101,11 @@ class fgsm_injector(gr.sync_block):
                 with torch.no_grad():
                     batch_labels[unknown] = self.classifier(x[torch.from_numpy(unknown)]).argmax(1).numpy()
             out[index] = from_model_input(attack(x, torch.from_numpy(batch_labels)).numpy())
+
+        perturbed = [self.workers.submit(perturb, index)
+                     for index in batches(valid, self.batch_size, self.workers.count)]
+        for batch in perturbed:
+            batch.result()   # raises what the batch raised
         return n
 
     def _labels(self, n):

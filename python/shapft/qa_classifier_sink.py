@@ -165,6 +165,23 @@ class qa_classifier_sink(gr_unittest.TestCase):
         # Without a stated length the sink takes the model's: 100-sample vectors.
         self.assertEqual(classifier_sink(model_path).frame_length, 100)
 
+    def test_007_chunks_released_in_order(self):
+        # Batches of 4 on 2 workers: the sink queues chunks of 32 frames and releases
+        # them as they finish; bad frames sit on chunk boundaries.
+        model_path = testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = testing.random_frames(1000, seed=6)
+        bad = [0, 31, 32, 63, 999]
+        frames[bad] = 0
+        labels = [CLASSES[i] for i in self.rng.integers(0, 11, len(frames))]
+        sink, messages = self.run_sink(frames, model_path, labels, [2.0] * 1000, batch_size=4, num_threads=2)
+        self.assertEqual((sink.frames_in(), sink.frames_scored(), sink.frames_invalid()), (1000, 995, 5))
+        self.assertEqual([m["frame_index"] for m in messages], list(range(1000)))
+        self.assertEqual([m["true_label"] for m in messages], labels)
+        self.assertEqual([i for i, m in enumerate(messages) if not m["valid"]], bad)
+        good = np.setdiff1d(np.arange(1000), bad)
+        predicted, _ = offline_predictions(model_path, frames[good])
+        self.assertEqual([messages[i]["class_index"] for i in good], predicted.tolist())
+
 
 if __name__ == '__main__':
     gr_unittest.run(qa_classifier_sink)

@@ -56,7 +56,8 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         return from_model_input(attacks.make("fgsm", module, **kwargs)(x, y).numpy())
 
     def test_001_output_equals_offline_fgsm_with_tag_labels(self):
-        out, tags, _ = self.run_injector(self.frames, self.labels, eps=0.05, batch_size=32)
+        # 90 frames: batches of up to 32 split over 2 workers, written back in place.
+        out, tags, _ = self.run_injector(self.frames, self.labels, eps=0.05, batch_size=32, num_threads=2)
         truth = [CLASSES.index(name) for name in self.labels]
         np.testing.assert_allclose(out, self.offline(self.frames, truth, eps=0.05), atol=1e-6)
         delta = np.concatenate([(out - self.frames).real, (out - self.frames).imag], axis=1)
