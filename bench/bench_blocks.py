@@ -7,7 +7,7 @@
     batches on N single-thread workers (torch_threads.BatchWorkers, as the sink
     does); each round's ratio is against the faster of the two;
 (b) fgsm_injector in a flowgraph (vector source -> injector -> null sink)
-    against attacks.FGSM on the same batches (target: >= 0.9).
+    against attacks.FGSM on the same batches, both ways likewise (target: >= 0.9).
 Every frame carries `label` and `snr_db` tags, as the channel-model source's do: the
 sink keeps its running accuracy, the injector takes its labels from the tags, and the
 reference attack gets the same labels. The sink is also measured on untagged frames:
@@ -20,15 +20,15 @@ runs last seconds, as a flowgraph's start-up would otherwise weigh more than in 
 real use.
 
 Every measurement runs in a process of its own (this script with --measure); a round
-runs the reference and then the flowgraph(s), --repeats rounds, and the ratio reported
-is the median of the rounds' ratios (frames/s: medians of the runs). A process of its own
-because torch's OpenMP runtime (libgomp) remembers: once two threads of a process have
-run parallel torch code, it counts more OpenMP threads than cores and stops
-spin-waiting, and a reference run on the main thread would slow the flowgraph measured
-after it in the same process (the blocks themselves keep their torch work off the
-flowgraph's main thread for this reason: block_support.load_model). The reference runs
-on its process's main thread, as a user's script would. The blocks get the thread
-count as their Torch Threads parameter. Reported: frames/s, complex samples/s, and
+runs the two references and then the flowgraph(s), --repeats rounds, and the ratio
+reported is the median of the rounds' ratios against that round's faster reference
+(frames/s: medians of the runs). A process of its own because torch's OpenMP runtime
+(libgomp) remembers: once two threads of a process have run parallel torch code, it
+counts more OpenMP threads than cores and stops spin-waiting, and a reference run on
+the main thread would slow what is measured after it in the same process
+(block_support.load_model). The intra-op reference runs on its process's main
+thread, as a user's script would. The blocks get the thread count as their Torch
+Threads parameter. Reported: frames/s, complex samples/s, and
 whether that keeps up with RadioML 2016.10a's 200 kHz (1562.5 frames of 128 samples
 per second).
 
@@ -144,27 +144,30 @@ def sink_reference(model_path, frames, labels, n, threads):
     return n / (time.perf_counter() - start)
 
 
-def sink_reference_workers(model_path, frames, labels, n, threads):
-    """The same batches on `threads` single-thread workers, all queued at once."""
-    module = model_file.load(model_path).module
-    work = reference_batches(frames, labels, n)
-
+def on_workers(threads, run, work):
+    """frames/s of run(batch) over all of work, queued at once on `threads` single-thread
+    workers (as the blocks do), each warmed up first."""
     def warm_up():
-        with torch.inference_mode():
-            for _ in range(WARM_UP_CALLS):
-                module(work[0][0])
+        for _ in range(WARM_UP_CALLS):
+            run(work[0])
+
+    workers = BatchWorkers(threads, warm_up)
+    start = time.perf_counter()
+    for done in [workers.submit(run, batch) for batch in work]:
+        done.result()
+    elapsed = time.perf_counter() - start
+    workers.close()
+    return sum(len(x) for x, _ in work) / elapsed
+
+
+def sink_reference_workers(model_path, frames, labels, n, threads):
+    module = model_file.load(model_path).module
 
     def classify(batch):
         with torch.inference_mode():
             torch.softmax(module(batch[0]), 1).max(1)
 
-    workers = BatchWorkers(threads, warm_up)
-    start = time.perf_counter()
-    for classified in [workers.submit(classify, batch) for batch in work]:
-        classified.result()
-    elapsed = time.perf_counter() - start
-    workers.close()
-    return n / elapsed
+    return on_workers(threads, classify, reference_batches(frames, labels, n))
 
 
 def injector_flowgraph(model_path, frames, labels, n, threads):
@@ -188,6 +191,11 @@ def injector_reference(model_path, frames, labels, n, threads):
     return n / (time.perf_counter() - start)
 
 
+def injector_reference_workers(model_path, frames, labels, n, threads):
+    attack = attacks.FGSM(model_file.load(model_path).module, eps=0.05)
+    return on_workers(threads, lambda batch: attack(*batch), reference_batches(frames, labels, n))
+
+
 def harness_cpu_per_frame(frames, labels, n=65536):
     """CPU seconds per frame of the source alone (into a null sink)."""
     tb = gr.top_block()
@@ -202,7 +210,8 @@ def harness_cpu_per_frame(frames, labels, n=65536):
 
 MEASUREMENTS = {"sink-flowgraph": sink_flowgraph, "sink-flowgraph-untagged": sink_flowgraph_untagged,
                 "sink-reference": sink_reference, "sink-reference-workers": sink_reference_workers,
-                "injector-flowgraph": injector_flowgraph, "injector-reference": injector_reference}
+                "injector-flowgraph": injector_flowgraph, "injector-reference": injector_reference,
+                "injector-reference-workers": injector_reference_workers}
 
 
 def measure(kind, model_path, n, threads):
@@ -224,7 +233,7 @@ def runs(values):
 
 def compare(block, arch, model_path, threads, repeats, target):
     n = FRAMES[arch][0 if block == "sink" else 1]
-    references = ["reference"] + (["reference-workers"] if block == "sink" else [])
+    references = ["reference", "reference-workers"]
     flowgraphs = ["flowgraph"] + (["flowgraph-untagged"] if block == "sink" else [])
     measured = {kind: [] for kind in references + flowgraphs}
     for _ in range(repeats):
