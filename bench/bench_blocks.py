@@ -14,10 +14,10 @@ reference attack gets the same labels. The sink is also measured on untagged fra
 GNU Radio's tag handling in the source's thread costs CPU time of its own (printed
 as "harness"), which on a 2-core machine the model's threads lose. The references
 walk through the same frames in the same batches, already converted to model input
-(the blocks convert inside). The flowgraph's time runs from tb.start() until the
-block has consumed the frames (run_until), the blocks' warm-up in start() included;
-runs last seconds, as a flowgraph's start-up would otherwise weigh more than in any
-real use.
+(the blocks convert inside). Both are timed in their steady state: the references
+after their warm-up calls, the flowgraphs from when the block has consumed a tenth of
+the frames (its warm-up in start() and the filling of the buffers are over) until it
+has consumed them all (run_until); runs last seconds.
 
 Every measurement runs in a process of its own (this script with --measure); a round
 runs the two references and then the flowgraph(s), --repeats rounds, and the ratio
@@ -57,7 +57,7 @@ from gnuradio.shapft.recording import to_model_input
 from gnuradio.shapft.torch_threads import BatchWorkers
 
 BATCH = 256
-FRAMES = {"cnn_lstm": (12288, 3072), "transformer_compact": (491520, 122880)}  # sink, injector
+FRAMES = {"cnn_lstm": (24576, 6144), "transformer_compact": (491520, 122880)}  # sink, injector
 REAL_TIME_FRAMES_PER_S = 200e3 / 128
 BUFFER_FRAMES = 8192
 POLL_S = 0.005
@@ -91,21 +91,24 @@ def source(frames, labels):
 
 
 def run_until(tb, counted, n):
-    """Run tb until block `counted` has consumed n frames; frames/s up to that moment,
-    the blocks' start() (warm-up) included. The flowgraph is stopped from here rather
-    than by a head block: head's tag propagation costs ~1.1 us per frame with two tags
-    per frame (1.5 us source -> head -> null sink against 0.5 us without head), CPU
-    time that on a 2-core machine the model's threads lose, and no flowgraph of ours
-    has a head block."""
-    start = time.perf_counter()
+    """Run tb until block `counted` has consumed n frames; frames/s in the steady state:
+    from the first moment it has consumed a tenth of them (its warm-up in start() and
+    the buffers' filling are over, as the references' warm-up is before their clock
+    starts) to the end. The flowgraph is stopped from here rather than by a head block:
+    head's tag propagation costs ~1.1 us per frame with two tags per frame (1.5 us
+    source -> head -> null sink against 0.5 us without head), CPU time that on a 2-core
+    machine the model's threads lose, and no flowgraph of ours has a head block."""
     tb.start()
-    while counted.nitems_read(0) < n:
+    first = None
+    while (consumed := counted.nitems_read(0)) < n:
+        if first is None and consumed >= n // 10:
+            first = consumed, time.perf_counter()
         time.sleep(POLL_S)
-    frames = counted.nitems_read(0)
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - first[1]
     tb.stop()
     tb.wait()
-    return frames / elapsed
+    return (consumed - first[0]) / elapsed
+
 
 def reference_batches(frames, labels, n):
     """The batches the flowgraph sees: the frames cycled, BATCH at a time, as model input."""

@@ -5,10 +5,11 @@ the same flowgraph, in one run.
 One vector source (random unit-power frames, repeated) -> head (N frames) fans out to
 two classifier_sinks: the compact student and cnn_lstm. Both sinks see the same
 frames at the same time, so the flowgraph's wall time is the slower sink's. Each
-sink's own throughput is frames / seconds spent inside its work() (measured by a thin
-subclass that times work; classification, softmax and message publishing included):
-what that sink can sustain. Each sink gets --threads-per-sink torch threads so the two
-do not fight over the cores through torch's own pool.
+sink's own throughput is frames / CPU seconds of its threads (its block thread and its
+worker threads, read from /proc after the warm-up and before the workers end;
+classification, softmax, tags and message publishing included): what that sink can
+sustain on one core. Not the time inside work(): the sink's workers classify queued
+frames while its thread is outside work(). Each sink gets --threads-per-sink workers.
 
 The ratio is student frames/s over cnn_lstm frames/s (target >= 10x). With --publish
 both (default) the flowgraph runs twice, with and without one `classification`
@@ -27,7 +28,9 @@ import platform
 import shlex
 import sys
 import tempfile
+import threading
 import time
+from pathlib import Path
 
 import torch
 from gnuradio import blocks, gr
@@ -36,18 +39,38 @@ from gnuradio.shapft import model_file, models, testing
 from gnuradio.shapft.classifier_sink import classifier_sink
 
 
-class timed_sink(classifier_sink):
-    """classifier_sink that adds up the wall time spent in work()."""
+def thread_cpu_seconds(native_ids):
+    """User + system CPU seconds of these threads of this process, from /proc."""
+    ticks = 0
+    for native_id in native_ids:
+        stat = Path(f"/proc/self/task/{native_id}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()   # after the thread's name: state is fields[0]
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class cpu_timed_sink(classifier_sink):
+    """classifier_sink that adds up the CPU time of its threads between start() (after
+    the warm-up) and stop()."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.busy = 0.0
+        self.threads = set()
+        self.cpu = 0.0
 
-    def work(self, input_items, output_items):
-        start = time.perf_counter()
-        n = super().work(input_items, output_items)
-        self.busy += time.perf_counter() - start
-        return n
+    def _warm_up(self):   # runs in each worker thread
+        self.threads.add(threading.get_native_id())
+        super()._warm_up()
+
+    def start(self):
+        super().start()
+        self.threads.add(threading.get_native_id())
+        self.cpu = -thread_cpu_seconds(self.threads)
+        return True
+
+    def stop(self):
+        self.cpu += thread_cpu_seconds(self.threads)   # before the workers end
+        return super().stop()
 
 
 def export_fresh(arch, directory):
@@ -64,7 +87,7 @@ def run_flowgraph(paths, frames, n_frames, batch_size, threads, publish):
     tb.source = blocks.vector_source_c(frames.reshape(-1).tolist(), True, frames.shape[1])
     tb.head = blocks.head(gr.sizeof_gr_complex * frames.shape[1], n_frames)
     tb.head.set_min_output_buffer(4 * batch_size)
-    tb.sinks = {name: timed_sink(path, batch_size=batch_size, num_threads=threads, name=name,
+    tb.sinks = {name: cpu_timed_sink(path, batch_size=batch_size, num_threads=threads, name=name,
                                  publish=publish) for name, path in paths.items()}
     tb.connect(tb.source, tb.head)
     for sink in tb.sinks.values():
@@ -76,8 +99,8 @@ def run_flowgraph(paths, frames, n_frames, batch_size, threads, publish):
     for name, sink in tb.sinks.items():
         if sink.frames_scored() != n_frames:
             raise RuntimeError(f"{name} scored {sink.frames_scored()} of {n_frames} frames")
-        rows[name] = {"frames": sink.frames_scored(), "busy": sink.busy,
-                      "fps": sink.frames_scored() / sink.busy,
+        rows[name] = {"frames": sink.frames_scored(), "cpu": sink.cpu,
+                      "fps": sink.frames_scored() / sink.cpu,
                       "parameters": sink.model.metadata.get("parameters")}
     return rows, wall
 
@@ -88,7 +111,7 @@ def main():
     parser.add_argument("--cnn-lstm", help="CNN-LSTM model file (default: fresh full-size cnn_lstm)")
     parser.add_argument("--frames", type=int, default=20000, help="frames through the flowgraph")
     parser.add_argument("--batch-size", type=int, default=256, help="classifier_sink batch_size")
-    parser.add_argument("--threads-per-sink", type=int, default=1, help="torch threads of each sink")
+    parser.add_argument("--threads-per-sink", type=int, default=1, help="worker threads of each sink (its Torch Threads)")
     parser.add_argument("--publish", choices=("both", "on", "off"), default="both",
                         help="classification messages per frame (default: run both ways)")
     args = parser.parse_args()
@@ -107,11 +130,11 @@ def main():
     load = os.getloadavg()
     print(f"`{command}`\n\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, GNU Radio {gr.version()}, {args.frames} frames, batch "
-          f"{args.batch_size}, {args.threads_per_sink} torch thread(s) per sink, load average "
+          f"{args.batch_size}, {args.threads_per_sink} worker thread(s) per sink, load average "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}\n")
     print(f"student: {paths['student'] if args.student else 'untrained transformer_compact'}; "
           f"cnn_lstm: {paths['cnn_lstm'] if args.cnn_lstm else 'untrained cnn_lstm'}\n")
-    print("| messages | model | parameters | frames scored | s in work() | frames/s | flowgraph wall s | "
+    print("| messages | model | parameters | frames scored | CPU s | frames per CPU s | flowgraph wall s | "
           "student / cnn_lstm |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for publish, rows, wall in results:
@@ -119,7 +142,7 @@ def main():
         for name in ("student", "cnn_lstm"):
             row = rows[name]
             print(f"| {'on' if publish else 'off'} | {name} | {row['parameters']:,} | {row['frames']} "
-                  f"| {row['busy']:.2f} | {row['fps']:,.0f} | {wall:.2f} | "
+                  f"| {row['cpu']:.2f} | {row['fps']:,.0f} | {wall:.2f} | "
                   f"{f'{ratio:.1f}x' if name == 'student' else ''} |")
 
 
