@@ -95,9 +95,9 @@ def run_until(tb, counted, n):
     from the first moment it has consumed a tenth of them (its warm-up in start() and
     the buffers' filling are over, as the references' warm-up is before their clock
     starts) to the end. The flowgraph is stopped from here rather than by a head block:
-    head's tag propagation costs ~1.1 us per frame with two tags per frame (1.5 us
-    source -> head -> null sink against 0.5 us without head), CPU time that on a 2-core
-    machine the model's threads lose, and no flowgraph of ours has a head block."""
+    head's tag propagation costs CPU time (about 1 us per frame with two tags per
+    frame, measured during development), which on a 2-core machine the model's threads
+    lose, and no flowgraph of ours has a head block."""
     tb.start()
     first = None
     while (consumed := counted.nitems_read(0)) < n:
