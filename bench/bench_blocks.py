@@ -133,23 +133,25 @@ def sink_flowgraph_untagged(model_path, frames, labels, n, threads):
     return sink_flowgraph(model_path, frames, None, n, threads)
 
 
-def sink_reference(model_path, frames, labels, n, threads):
+def intra_op_loop(threads, make_run, work):
+    """frames/s of run(batch) over all of work in a plain loop on this thread, torch
+    splitting each operation over `threads` threads, after warm-up calls (as the blocks
+    warm up before their first frame)."""
     torch.set_num_threads(threads)
-    module = model_file.load(model_path).module
-    work = reference_batches(frames, labels, n)
-    with torch.inference_mode():
-        for _ in range(WARM_UP_CALLS):  # as the sink does before its first frame
-            module(work[0][0])
+    run = make_run()
+    for _ in range(WARM_UP_CALLS):
+        run(work[0])
     start = time.perf_counter()
-    with torch.inference_mode():
-        for x, _ in work:
-            torch.softmax(module(x), 1).max(1)
-    return n / (time.perf_counter() - start)
+    for batch in work:
+        run(batch)
+    return sum(len(x) for x, _ in work) / (time.perf_counter() - start)
 
 
-def on_workers(threads, run, work):
+def on_workers(threads, make_run, work):
     """frames/s of run(batch) over all of work, queued at once on `threads` single-thread
     workers (as the blocks do), each warmed up first."""
+    run = make_run()
+
     def warm_up():
         for _ in range(WARM_UP_CALLS):
             run(work[0])
@@ -163,14 +165,27 @@ def on_workers(threads, run, work):
     return sum(len(x) for x, _ in work) / elapsed
 
 
-def sink_reference_workers(model_path, frames, labels, n, threads):
+def classify(model_path):
+    """What the sink does to a batch: the model, softmax, best class."""
     module = model_file.load(model_path).module
 
-    def classify(batch):
+    def run(batch):
         with torch.inference_mode():
             torch.softmax(module(batch[0]), 1).max(1)
+    return run
 
-    return on_workers(threads, classify, reference_batches(frames, labels, n))
+
+def fgsm(model_path):
+    """What the injector does to a batch: FGSM with the batch's labels."""
+    attack = attacks.FGSM(model_file.load(model_path).module, eps=0.05)
+    return lambda batch: attack(*batch)
+
+
+def reference(way, make_run):
+    """A library measurement: make_run's batch function run `way` on the flowgraph's batches."""
+    def measure(model_path, frames, labels, n, threads):
+        return way(threads, lambda: make_run(model_path), reference_batches(frames, labels, n))
+    return measure
 
 
 def injector_flowgraph(model_path, frames, labels, n, threads):
@@ -180,23 +195,6 @@ def injector_flowgraph(model_path, frames, labels, n, threads):
     tb.sink = blocks.null_sink(gr.sizeof_gr_complex * 128)
     tb.connect(tb.src, tb.injector, tb.sink)
     return run_until(tb, tb.sink, n)
-
-
-def injector_reference(model_path, frames, labels, n, threads):
-    torch.set_num_threads(threads)
-    attack = attacks.FGSM(model_file.load(model_path).module, eps=0.05)
-    work = reference_batches(frames, labels, n)
-    for _ in range(WARM_UP_CALLS):  # as the injector does before its first frame
-        attack(*work[0])
-    start = time.perf_counter()
-    for x, y in work:
-        attack(x, y)
-    return n / (time.perf_counter() - start)
-
-
-def injector_reference_workers(model_path, frames, labels, n, threads):
-    attack = attacks.FGSM(model_file.load(model_path).module, eps=0.05)
-    return on_workers(threads, lambda batch: attack(*batch), reference_batches(frames, labels, n))
 
 
 def harness_cpu_per_frame(frames, labels, n=65536):
@@ -212,9 +210,11 @@ def harness_cpu_per_frame(frames, labels, n=65536):
 
 
 MEASUREMENTS = {"sink-flowgraph": sink_flowgraph, "sink-flowgraph-untagged": sink_flowgraph_untagged,
-                "sink-reference": sink_reference, "sink-reference-workers": sink_reference_workers,
-                "injector-flowgraph": injector_flowgraph, "injector-reference": injector_reference,
-                "injector-reference-workers": injector_reference_workers}
+                "sink-reference": reference(intra_op_loop, classify),
+                "sink-reference-workers": reference(on_workers, classify),
+                "injector-flowgraph": injector_flowgraph,
+                "injector-reference": reference(intra_op_loop, fgsm),
+                "injector-reference-workers": reference(on_workers, fgsm)}
 
 
 def measure(kind, model_path, n, threads):

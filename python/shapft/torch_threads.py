@@ -37,12 +37,12 @@ class BatchWorkers:
         self._pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="shapft-torch")
         started = threading.Barrier(count)
 
-        def start_worker(_):
+        def start_worker():
             started.wait()   # holds each start until all `count` run: one per worker thread
             set_thread_torch_threads(1)
             prepare()
 
-        for started_worker in [self.submit(start_worker, i) for i in range(count)]:
+        for started_worker in [self.submit(start_worker) for _ in range(count)]:
             started_worker.result()
 
     def submit(self, function, *args):
