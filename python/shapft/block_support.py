@@ -1,5 +1,5 @@
-"""What the model-running blocks share: loading a model with checked settings, the
-frame tags, and which frames cannot be classified."""
+"""What the model-running blocks share in GNU Radio: loading a model with checked
+settings and reading the frame tags."""
 import concurrent.futures
 import dataclasses
 
@@ -50,12 +50,12 @@ class WindowTags:
         return self.names[self.label_index[i]] if self.label_index[i] >= 0 else None
 
 
-def window_tags(block, n, classes):
-    """The tags the channel-model source sets on each frame, for the n items of the
-    current window, read in one C++ pass (read_frame_tags in lib/frame_tags.cc): read
-    one by one in Python they cost ~3.8 us per frame, as much as the compact
-    transformer takes to classify the frame."""
-    label_index, snr_db, names = read_frame_tags(block.to_basic_block(), n, *TAG_KEYS, list(classes))
+def window_tags(block, n, classes, first=0):
+    """The tags the channel-model source sets on each frame, for n items of the
+    current window from its `first`, read in one C++ pass (read_frame_tags in
+    lib/frame_tags.cc): read one by one in Python they cost ~3.8 us per frame, as much
+    as the compact transformer takes to classify the frame."""
+    label_index, snr_db, names = read_frame_tags(block.to_basic_block(), first, n, *TAG_KEYS, list(classes))
     class_index = np.where(label_index < len(classes), label_index, -1)
     return WindowTags(class_index, label_index, names, snr_db)
 
@@ -65,43 +65,3 @@ def check_vector_length(vector_length, frame_length, model_path):
     if vector_length and vector_length != frame_length:
         raise ValueError(f"vector_length: {vector_length} does not match the frame length "
                          f"{frame_length} of {model_path}")
-
-
-def frame_validity(frames):
-    """(valid: bool per frame; {index: 'nan', 'inf' or 'zero'} for the others).
-
-    One pass computes each frame's energy: NaN or Inf when a sample is, 0 when all
-    are 0. Overflow (|x| > 1e19) or underflow (|x| < 1e-23) can flag a good frame
-    there, so flagged frames get the exact test, which also names the reason."""
-    samples = np.ascontiguousarray(frames, dtype=np.complex64).view(np.float32)
-    energy = np.einsum("ij,ij->i", samples, samples)
-    valid = np.isfinite(energy) & (energy > 0)
-    reasons = {}
-    for i in np.flatnonzero(~valid):
-        frame = frames[i]
-        if np.isnan(frame).any():
-            reasons[int(i)] = "nan"
-        elif np.isinf(frame).any():
-            reasons[int(i)] = "inf"
-        elif not frame.any():
-            reasons[int(i)] = "zero"
-        else:
-            valid[i] = True
-    return valid, reasons
-
-
-def batches(valid, batch_size, parts=1):
-    """Index of each batch of valid frames: the fewest batches of at most batch_size
-    whose number is a multiple of `parts` (workers that take them side by side finish
-    together), sizes within one frame of each other. Slices while all frames are valid
-    (views, no copies), else index arrays."""
-    count = int(np.count_nonzero(valid))
-    if count == 0:
-        return []
-    number = -(-count // batch_size)
-    number = min(count, -(-number // parts) * parts)
-    bounds = ((np.arange(number + 1) * count) // number).tolist()
-    if count == len(valid):
-        return [slice(start, end) for start, end in zip(bounds[:-1], bounds[1:])]
-    index = np.flatnonzero(valid)
-    return [index[start:end] for start, end in zip(bounds[:-1], bounds[1:])]

@@ -1,6 +1,4 @@
 """classifier_sink: classify frames with a TorchScript model inside a flowgraph."""
-import collections
-import dataclasses
 import math
 
 import numpy as np
@@ -9,32 +7,14 @@ import torch
 from gnuradio import gr
 
 from . import artifacts
-from .block_support import batches, check_vector_length, frame_validity, load_model, window_tags
+from .block_support import check_vector_length, load_model, window_tags
+from .chunk_queue import ChunkQueue
 from .tally import Tally
 from .recording import to_model_input
 from .torch_threads import BatchWorkers
 
 CLASSIFICATION_PORT = pmt.intern("classification")
-CHUNK_BATCHES = 4   # per worker: fewer, larger releases cost this thread less
-
-
-@dataclasses.dataclass
-class Chunk:
-    """Frames handed to the workers together and not yet released to GNU Radio."""
-    end: int                    # item offset after its last frame
-    valid: np.ndarray
-    reasons: dict               # index in the chunk: why not classified
-    predicted: np.ndarray       # class index; -1 for frames not classified
-    confidence: np.ndarray
-    classified: list = dataclasses.field(default_factory=list)   # futures of its batches
-
-    def done(self):
-        return all(future.done() for future in self.classified)
-
-    def wait(self):
-        for future in self.classified:
-            future.result()   # raises what the batch raised
-        return self
+CHUNK_BATCHES = 4   # per worker: fewer, larger releases cost this thread less (a batch is quick)
 
 
 class classifier_sink(gr.sync_block):
@@ -62,14 +42,13 @@ class classifier_sink(gr.sync_block):
         self.model = load_model(model_path, batch_size, num_threads)
         self.num_threads = int(num_threads) or torch.get_num_threads()
         self.workers = None
-        self.queue = collections.deque()   # Chunks, oldest first
+        self.chunks = None
         self.frame_length = self.model.frame_length
         check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_classifier_sink",
                                in_sig=[(np.complex64, self.frame_length)], out_sig=None)
         self.message_port_register_out(CLASSIFICATION_PORT)
         self.batch_size = int(batch_size)
-        self.chunk_frames = CHUNK_BATCHES * self.batch_size * self.num_threads
         self.name = name or self.model.path.stem
         self.results_path = results_path
         self.publish = publish
@@ -87,51 +66,36 @@ class classifier_sink(gr.sync_block):
                 self.model.module(probe)
 
     def work(self, input_items, output_items):
-        frames = input_items[0]
         start = self.nitems_read(0)
-        queued_end = self.queue[-1].end if self.queue else start
-        for first in range(queued_end - start, len(frames), self.chunk_frames):
-            chunk = frames[first:first + self.chunk_frames]
-            self.queue.append(self._classify_soon(chunk, start + first + len(chunk)))
-        # Release the oldest chunk once classified, with any others done by then; the
-        # workers go on with the queue meanwhile, never waiting for this thread.
-        released = [self.queue.popleft().wait()]
-        while self.queue and self.queue[0].done():
-            released.append(self.queue.popleft())
-        n = released[-1].end - start
+        self.chunks.queue(input_items[0], start, self._classification)
+        released = self.chunks.release(start)
+        n = released.n
         first_index = self.tally.frames_in
         self.tally.frames_in += n
         tags = window_tags(self, n, self.classes)
-        valid = np.concatenate([chunk.valid for chunk in released])
-        predicted = np.concatenate([chunk.predicted for chunk in released])
-        confidence = np.concatenate([chunk.confidence for chunk in released])
-        reasons = {chunk.end - start - len(chunk.valid) + i: reason
-                   for chunk in released for i, reason in chunk.reasons.items()}
+        predicted, confidence = released.results("predicted"), released.results("confidence")
+        valid = released.valid
         self.tally.add(predicted[valid], tags.class_index[valid], tags.snr_db[valid])
-        for reason in reasons.values():
+        for reason in released.reasons.values():
             self.tally.add_invalid(reason)
         if self.publishing:
             for i in range(n):
                 self._publish(first_index + i, predicted[i], confidence[i], tags.label(i), tags.snr_db[i],
-                              reasons.get(i))
+                              released.reasons.get(i))
         return n
 
-    def _classify_soon(self, frames, end):
-        """Queue these frames (ending at item `end`) on the workers, as a copy: GNU
-        Radio may move unconsumed items within its buffer."""
-        valid, reasons = frame_validity(frames)
-        chunk = Chunk(end, valid, reasons, np.full(len(frames), -1), np.zeros(len(frames)))
-        inputs = torch.from_numpy(to_model_input(frames))
+    def _classification(self, frames, first, valid):
+        """A chunk's results and the classification of one of its batches (ChunkQueue)."""
+        inputs = torch.from_numpy(to_model_input(frames))   # a copy
+        results = {"predicted": np.full(len(frames), -1), "confidence": np.zeros(len(frames))}
 
         def classify(index):
             with torch.inference_mode():
                 best = torch.softmax(self.model.module(inputs[index]), 1).max(dim=1)
-            chunk.predicted[index] = best.indices.numpy()
-            chunk.confidence[index] = best.values.numpy()
+            results["predicted"][index] = best.indices.numpy()
+            results["confidence"][index] = best.values.numpy()
 
-        chunk.classified = [self.workers.submit(classify, index)
-                            for index in batches(valid, self.batch_size, self.workers.count)]
-        return chunk
+        return results, classify
 
     def _publish(self, frame_index, predicted, confidence, label, snr, reason):
         message = {"frame_index": int(frame_index), "valid": reason is None}
@@ -152,12 +116,13 @@ class classifier_sink(gr.sync_block):
         # Messages cost more than a fast model's inference; build none when nobody listens.
         self.publishing = self.publish and pmt.length(self.message_subscribers(CLASSIFICATION_PORT)) > 0
         self.workers = BatchWorkers(self.num_threads, self._warm_up)
+        self.chunks = ChunkQueue(self.workers, self.batch_size, CHUNK_BATCHES)
         return True
 
     def stop(self):
         if self.workers:
             self.workers.close()   # frames still queued were never consumed: not counted
-            self.queue.clear()
+            self.chunks.clear()
         self.log.info(f"{self.name}: {self.tally.summary()}")
         if self.results_path:
             artifacts.write_json(self.results_path, self.results())

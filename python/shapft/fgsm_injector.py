@@ -6,11 +6,14 @@ import torch
 from gnuradio import gr
 
 from . import attacks, pipelines
-from .block_support import batches, check_vector_length, frame_validity, load_model, window_tags
+from .block_support import check_vector_length, load_model, window_tags
+from .chunk_queue import ChunkQueue
 from .recording import from_model_input, to_model_input
 from .torch_threads import BatchWorkers
 
 LABEL_SOURCES = ("tag", "predicted")
+CHUNK_BATCHES = 1        # per worker: a batch takes long enough that releases cost little
+BUFFER_CHUNKS = 4        # room in the output buffer: chunks queued while one is released
 
 
 class fgsm_injector(gr.sync_block):
@@ -28,8 +31,10 @@ class fgsm_injector(gr.sync_block):
 
     Speed: `num_threads` worker threads (0: torch's default, one per core) attack
     batches of up to `batch_size` frames side by side, one torch thread each
-    (torch_threads.BatchWorkers says why). PGD draws its random starts per batch, so
-    the start a frame gets depends on how frames fall into batches and workers.
+    (torch_threads.BatchWorkers says why), while this block's thread queues the next
+    frames and passes on the perturbed ones, in order (chunk_queue). A change of
+    settings applies from the next frames queued. PGD draws its random starts per
+    batch, so the start a frame gets depends on how frames fall into batches.
     """
 
     def __init__(self, model_path, eps=0.05, method="fgsm", enabled=True, label_source="tag",
@@ -39,6 +44,7 @@ class fgsm_injector(gr.sync_block):
         self.model = load_model(model_path, batch_size, num_threads)
         self.num_threads = int(num_threads) or torch.get_num_threads()
         self.workers = None
+        self.chunks = None
         self.classifier, self.frame_length = pipelines.full_frame_classifier(self.model)
         check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_fgsm_injector",
@@ -53,9 +59,9 @@ class fgsm_injector(gr.sync_block):
         self.settings = dict(method=method, steps=steps, seed=seed)
         self.attack = self._make_attack(eps if psr_db is None else None, psr_db)
         # GNU Radio's default buffer holds ~32 frames of 128: work() would see batches
-        # that small. Room for two full batches per call (GRC's Min Output Buffer, when
-        # set, overrides it).
-        self.set_min_output_buffer(4 * self.batch_size)
+        # that small. Room for several chunks of full batches (GRC's Min Output Buffer,
+        # when set, overrides it).
+        self.set_min_output_buffer(BUFFER_CHUNKS * CHUNK_BATCHES * self.batch_size * self.num_threads)
 
     def _make_attack(self, eps, psr_db):
         options = dict(seed=self.settings["seed"], frame_length=self.frame_length)
@@ -76,45 +82,49 @@ class fgsm_injector(gr.sync_block):
 
     def start(self):
         self.workers = BatchWorkers(self.num_threads, self._warm_up)
+        self.chunks = ChunkQueue(self.workers, self.batch_size, CHUNK_BATCHES)
         return True
 
     def stop(self):
         if self.workers:
-            self.workers.close()
+            self.workers.close()   # frames still queued were never passed on
+            self.chunks.clear()
         return True
 
     def work(self, input_items, output_items):
-        frames, out = input_items[0], output_items[0]
-        n = len(frames)
-        out[:] = frames
+        start = self.nitems_read(0)
+        self.chunks.queue(input_items[0], start, self._perturbation)
+        released = self.chunks.release(start)
+        output_items[0][:released.n] = released.results("frames")
+        self.invalid += len(released.reasons)
+        return released.n
+
+    def _perturbation(self, frames, first, valid):
+        """A chunk's output frames and the attack on one of its batches (ChunkQueue)."""
+        perturbed = np.array(frames)   # a copy: the output, perturbed in place
         with self.lock:
             attack, enabled = self.attack, self.enabled
-        valid, reasons = frame_validity(frames)
-        self.invalid += len(reasons)
         if not enabled or attack.eps == 0:
-            return n
-        labels = self._labels(n)
+            return {"frames": perturbed}, None
+        labels = self._labels(first, len(frames))
 
         def perturb(index):
-            x = torch.from_numpy(to_model_input(frames[index]))
+            x = torch.from_numpy(to_model_input(perturbed[index]))
             batch_labels = labels[index]
             unknown = batch_labels < 0
             if unknown.any():
                 with torch.no_grad():
                     batch_labels[unknown] = self.classifier(x[torch.from_numpy(unknown)]).argmax(1).numpy()
-            out[index] = from_model_input(attack(x, torch.from_numpy(batch_labels)).numpy())
+            perturbed[index] = from_model_input(attack(x, torch.from_numpy(batch_labels)).numpy())
 
-        perturbed = [self.workers.submit(perturb, index)
-                     for index in batches(valid, self.batch_size, self.workers.count)]
-        for batch in perturbed:
-            batch.result()   # raises what the batch raised
-        return n
+        return {"frames": perturbed}, perturb
 
-    def _labels(self, n):
-        """Class index per frame from its `label` tag, -1 where the model must predict."""
+    def _labels(self, first, n):
+        """Class index per frame from its `label` tag, -1 where the model must predict,
+        for the n frames from the window's `first`."""
         if self.label_source == "predicted":
             return np.full(n, -1)
-        return window_tags(self, n, self.classes).class_index
+        return window_tags(self, n, self.classes, first).class_index
 
     # Callbacks (GRC): the next work() call uses the new settings.
     def set_eps(self, eps):

@@ -134,6 +134,23 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "vector_length: 64 does not match the frame length 128"):
             fgsm_injector(self.model_path, vector_length=64)
 
+    def test_008_chunks_released_in_order(self):
+        # Batches of 4 on 2 workers: chunks of 8 frames, many queued per window (the
+        # labels of a chunk come from its place in the window); bad frames on chunk
+        # boundaries.
+        frames = testing.random_frames(600, seed=7)
+        bad = [0, 7, 8, 15, 599]
+        frames[bad] = 0
+        labels = [CLASSES[i] for i in np.random.default_rng(8).integers(0, 11, len(frames))]
+        out, tags, injector = self.run_injector(frames, labels, eps=0.05, batch_size=4, num_threads=2)
+        self.assertEqual(injector.frames_invalid(), len(bad))
+        np.testing.assert_array_equal(out[bad], 0)
+        good = np.setdiff1d(np.arange(len(frames)), bad)
+        truth = [CLASSES.index(labels[i]) for i in good]
+        np.testing.assert_allclose(out[good], self.offline(frames[good], truth, eps=0.05), atol=1e-6)
+        label_tags = [(t.offset, pmt.symbol_to_string(t.value)) for t in tags if pmt.symbol_to_string(t.key) == "label"]
+        self.assertEqual(label_tags, list(enumerate(labels)))
+
 
 if __name__ == '__main__':
     gr_unittest.run(qa_fgsm_injector)

@@ -15,7 +15,7 @@ namespace gr {
 namespace shapft {
 
 /*!
- * \brief The label and SNR tags of the next n items on a block's input 0, as arrays.
+ * \brief The label and SNR tags of items of a block's input 0, as arrays.
  *
  * The channel-model source tags every frame with its class (`label`, a symbol) and
  * SNR (`snr_db`, a number). A Python block reading those tags one by one spends a few
@@ -32,11 +32,12 @@ struct SHAPFT_API frame_tags {
 };
 
 /*!
- * \brief Read the tags with keys label_key and snr_key on items [nitems_read(0),
- * nitems_read(0) + n) of input 0 of a running block (call it from work()).
+ * \brief Read the tags with keys label_key and snr_key on items [nitems_read(0) + first,
+ * nitems_read(0) + first + n) of input 0 of a running block (call it from work()).
  * Where an item carries two tags of one key, the later one in GNU Radio's order wins.
  */
 SHAPFT_API frame_tags read_frame_tags(const gr::block_sptr& block,
+                                      uint64_t first,
                                       uint64_t n,
                                       const std::string& label_key,
                                       const std::string& snr_key,
