@@ -3,6 +3,7 @@ workers in chunks as they arrive and come back to GNU Radio in order once comput
 so the workers never wait for the block's own thread (nor it for them, while a chunk
 is done). Free of GNU Radio: the blocks say where a window starts."""
 import collections
+import concurrent.futures
 import dataclasses
 
 import numpy as np
@@ -61,6 +62,9 @@ class Chunk:
         return all(batch.done() for batch in self.batches)
 
     def wait(self):
+        # One wake-up when the last batch is done: waiting for each batch in turn woke
+        # this thread once per batch, ~0.3 ms of its CPU time per chunk.
+        concurrent.futures.wait(self.batches)
         for batch in self.batches:
             batch.result()   # raises what the batch raised
         return self
