@@ -65,8 +65,10 @@ class Recording:
 
 
 def to_model_input(frames):
-    frames = np.asarray(frames)
-    return np.ascontiguousarray(np.stack([frames.real, frames.imag], axis=1), dtype=np.float32)
+    # One pass over the samples (I/Q pairs transposed into rows), not one per component.
+    frames = np.ascontiguousarray(frames, dtype=np.complex64)
+    n, length = frames.shape
+    return np.ascontiguousarray(frames.view(np.float32).reshape(n, length, 2).transpose(0, 2, 1))
 
 
 def from_model_input(x):

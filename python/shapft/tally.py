@@ -33,11 +33,15 @@ class Tally:
         hits = labelled & (true == predicted)
         self.correct += int(hits.sum())
         self.recent.extend(hits[labelled].tolist())
-        np.add.at(self.confusion, (true[labelled], predicted[labelled]), 1)
+        classes = len(self.confusion)
+        self.confusion += np.bincount(true[labelled] * classes + predicted[labelled],
+                                      minlength=classes * classes).reshape(classes, classes)
         if snr_db is not None:
             snr = np.asarray(snr_db, dtype=float)[labelled]
             known = ~np.isnan(snr)
-            values, which = np.unique(snr[known], return_inverse=True)
+            # np.unique's return_inverse took twice as long (a sink calls this per chunk).
+            values = np.unique(snr[known])
+            which = np.searchsorted(values, snr[known])
             correct = np.bincount(which, weights=hits[labelled][known], minlength=len(values))
             counts = np.bincount(which, minlength=len(values))
             for value, c, k in zip(values.tolist(), correct.tolist(), counts.tolist()):
