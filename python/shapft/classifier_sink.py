@@ -31,10 +31,10 @@ class classifier_sink(gr.sync_block):
     batches of up to `batch_size` frames side by side, one torch thread each, while
     this block's thread checks, tags and reports the frames before and after them
     (torch_threads.BatchWorkers says why workers rather than intra-op threads).
-    Frames are consumed in order, once classified. Batches fill as far as the
-    upstream buffer allows: the injector and the mask reserve large output buffers;
-    after another block, set its min output buffer (GRC: Advanced > Min Output
-    Buffer) so batches fill up.
+    Frames are consumed in order, once classified (chunk_queue). Batches fill as far
+    as the upstream buffer allows: the injector and the mask reserve large output
+    buffers; after another block, set its min output buffer (GRC: Advanced > Min
+    Output Buffer) so batches fill up.
     """
 
     def __init__(self, model_path, batch_size=256, num_threads=0, name="", results_path="",
