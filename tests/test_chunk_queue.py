@@ -6,14 +6,19 @@ import numpy as np
 import pytest
 
 from gnuradio.shapft.chunk_queue import ChunkQueue, batches, frame_validity
-from gnuradio.shapft.torch_threads import BatchWorkers
 
 
 @pytest.fixture
-def workers():
-    pool = BatchWorkers(2, lambda: None)
-    yield pool
-    pool.close()
+def make_queue():
+    """ChunkQueue(batch_size, chunk_batches) on 2 workers, closed after the test."""
+    queues = []
+
+    def make(batch_size, chunk_batches):
+        queues.append(ChunkQueue(2, lambda: None, batch_size, chunk_batches))
+        return queues[-1]
+    yield make
+    for queue in queues:
+        queue.close()
 
 
 def frames(n, start=0):
@@ -34,7 +39,7 @@ def release_all(queue, start, n):
     return released[-1].n, ends, reasons, np.concatenate([r.results("x") for r in released])
 
 
-def doubling(frames, first, valid):
+def doubling(frames, first):
     results = {"x": np.zeros(len(frames))}
     copy = frames[:, 0].real.copy()
 
@@ -43,8 +48,8 @@ def doubling(frames, first, valid):
     return results, compute
 
 
-def test_whole_chunks_queued_the_rest_waits(workers):
-    queue = ChunkQueue(workers, batch_size=3, chunk_batches=2)   # chunks of 12 frames
+def test_whole_chunks_queued_the_rest_waits(make_queue):
+    queue = make_queue(batch_size=3, chunk_batches=2)   # chunks of 12 frames
     window = frames(30)
     queue.queue(window, 0, doubling)
     n, ends, _, x = release_all(queue, 0, 24)
@@ -59,12 +64,12 @@ def test_whole_chunks_queued_the_rest_waits(workers):
     np.testing.assert_array_equal(last.results("x"), 2 * (np.arange(24, 30) + 1))
 
 
-def test_release_in_order_while_later_chunks_finish_first(workers):
-    queue = ChunkQueue(workers, batch_size=1, chunk_batches=1)   # chunks of 2 frames
+def test_release_in_order_while_later_chunks_finish_first(make_queue):
+    queue = make_queue(batch_size=1, chunk_batches=1)   # chunks of 2 frames
     gate = threading.Event()
 
-    def first_batch_held(frames, first, valid):
-        results, compute = doubling(frames, first, valid)
+    def first_batch_held(frames, first):
+        results, compute = doubling(frames, first)
 
         def held(index):
             if first == 0 and index.start == 0:
@@ -79,8 +84,8 @@ def test_release_in_order_while_later_chunks_finish_first(workers):
     np.testing.assert_array_equal(released.results("x"), 2 * (np.arange(8) + 1))
 
 
-def test_invalid_frames_reported_by_window_index_and_not_computed(workers):
-    queue = ChunkQueue(workers, batch_size=2, chunk_batches=1)   # chunks of 4 frames
+def test_invalid_frames_reported_by_window_index_and_not_computed(make_queue):
+    queue = make_queue(batch_size=2, chunk_batches=1)   # chunks of 4 frames
     window = frames(8)
     window[[3, 4]] = 0
     window[6, 1] = np.nan
@@ -92,10 +97,10 @@ def test_invalid_frames_reported_by_window_index_and_not_computed(workers):
     np.testing.assert_array_equal(x[[0, 1, 2, 5, 7]], 2 * np.array([1, 2, 3, 6, 8]))
 
 
-def test_a_batch_error_is_raised_at_release(workers):
-    queue = ChunkQueue(workers, batch_size=2, chunk_batches=1)
+def test_a_batch_error_is_raised_at_release(make_queue):
+    queue = make_queue(batch_size=2, chunk_batches=1)
 
-    def failing(frames, first, valid):
+    def failing(frames, first):
         def compute(index):
             raise RuntimeError("model failed")
         return {}, compute
@@ -105,9 +110,9 @@ def test_a_batch_error_is_raised_at_release(workers):
         queue.release(0)
 
 
-def test_chunks_without_work_pass_as_they_are(workers):
-    queue = ChunkQueue(workers, batch_size=2, chunk_batches=1)
-    queue.queue(frames(3), 0, lambda f, first, valid: ({"x": f[:, 0].real.copy()}, None))
+def test_chunks_without_work_pass_as_they_are(make_queue):
+    queue = make_queue(batch_size=2, chunk_batches=1)
+    queue.queue(frames(3), 0, lambda f, first: ({"x": f[:, 0].real.copy()}, None))
     released = queue.release(0)
     np.testing.assert_array_equal(released.results("x"), [1, 2, 3])
 

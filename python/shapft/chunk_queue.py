@@ -8,6 +8,8 @@ import dataclasses
 
 import numpy as np
 
+from .torch_threads import BatchWorkers
+
 
 def frame_validity(frames):
     """(valid: bool per frame; {index: 'nan', 'inf' or 'zero'} for the others).
@@ -83,22 +85,23 @@ class Released:
 
 
 class ChunkQueue:
-    """A block's frames between its input and the workers, oldest first.
+    """A block's frames between its input and its `worker_count` workers (BatchWorkers,
+    each prepared by `prepare_worker`: the model's warm-up), oldest first.
 
     Chunks hold `chunk_batches` full batches per worker. A window's frames beyond the
     last whole chunk wait for the next window while other chunks keep the workers
     busy: a short chunk would run short batches, and TorchScript runs batch shapes
     other than the warm-up's on a slower, unspecialised graph."""
 
-    def __init__(self, workers, batch_size, chunk_batches):
-        self.workers = workers
+    def __init__(self, worker_count, prepare_worker, batch_size, chunk_batches):
+        self.workers = BatchWorkers(worker_count, prepare_worker)
         self.batch_size = batch_size
-        self.chunk_frames = chunk_batches * batch_size * workers.count
+        self.chunk_frames = chunk_batches * batch_size * worker_count
         self._chunks = collections.deque()
 
     def queue(self, frames, start, prepare):
         """Queue the frames of the window starting at item `start` that are not queued
-        yet. prepare(frames, first, valid) -> (results, compute) sets up a chunk
+        yet. prepare(frames, first) -> (results, compute) sets up a chunk
         (`first`: its index in the window): `results` the per-frame arrays, by name,
         that compute(index) fills in for a batch of valid frames on a worker; compute
         None when the chunk needs no work. The frames are the block's input buffer,
@@ -107,7 +110,7 @@ class ChunkQueue:
         while len(frames) - first >= self.chunk_frames or (first < len(frames) and not self._chunks):
             chunk_frames = frames[first:first + self.chunk_frames]
             valid, reasons = frame_validity(chunk_frames)
-            results, compute = prepare(chunk_frames, first, valid)
+            results, compute = prepare(chunk_frames, first)
             work = [] if compute is None else batches(valid, self.batch_size, self.workers.count)
             first += len(chunk_frames)
             self._chunks.append(Chunk(start + first, valid, reasons, results,
@@ -124,6 +127,7 @@ class ChunkQueue:
                    for chunk in chunks for i, reason in chunk.reasons.items()}
         return Released(n, np.concatenate([chunk.valid for chunk in chunks]), reasons, chunks)
 
-    def clear(self):
-        """Forget the queued chunks (their frames are never released)."""
+    def close(self):
+        """Stop the workers and forget the queued chunks (their frames are never released)."""
+        self.workers.close()
         self._chunks.clear()

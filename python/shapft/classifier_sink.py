@@ -11,7 +11,6 @@ from .block_support import check_vector_length, load_model, window_tags
 from .chunk_queue import ChunkQueue
 from .tally import Tally
 from .recording import to_model_input
-from .torch_threads import BatchWorkers
 
 CLASSIFICATION_PORT = pmt.intern("classification")
 CHUNK_BATCHES = 4   # per worker: fewer, larger releases cost this thread less (a batch is quick)
@@ -41,7 +40,6 @@ class classifier_sink(gr.sync_block):
                  publish=True, vector_length=0):
         self.model = load_model(model_path, batch_size, num_threads)
         self.num_threads = int(num_threads) or torch.get_num_threads()
-        self.workers = None
         self.chunks = None
         self.frame_length = self.model.frame_length
         check_vector_length(vector_length, self.frame_length, self.model.path)
@@ -84,7 +82,7 @@ class classifier_sink(gr.sync_block):
                               released.reasons.get(i))
         return n
 
-    def _classification(self, frames, first, valid):
+    def _classification(self, frames, first):
         """A chunk's results and the classification of one of its batches (ChunkQueue)."""
         inputs = torch.from_numpy(to_model_input(frames))   # a copy
         results = {"predicted": np.full(len(frames), -1), "confidence": np.zeros(len(frames))}
@@ -115,14 +113,12 @@ class classifier_sink(gr.sync_block):
     def start(self):
         # Messages cost more than a fast model's inference; build none when nobody listens.
         self.publishing = self.publish and pmt.length(self.message_subscribers(CLASSIFICATION_PORT)) > 0
-        self.workers = BatchWorkers(self.num_threads, self._warm_up)
-        self.chunks = ChunkQueue(self.workers, self.batch_size, CHUNK_BATCHES)
+        self.chunks = ChunkQueue(self.num_threads, self._warm_up, self.batch_size, CHUNK_BATCHES)
         return True
 
     def stop(self):
-        if self.workers:
-            self.workers.close()   # frames still queued were never consumed: not counted
-            self.chunks.clear()
+        if self.chunks:
+            self.chunks.close()   # frames still queued were never consumed: not counted
         self.log.info(f"{self.name}: {self.tally.summary()}")
         if self.results_path:
             artifacts.write_json(self.results_path, self.results())

@@ -9,7 +9,6 @@ from . import attacks, pipelines
 from .block_support import check_vector_length, load_model, window_tags
 from .chunk_queue import ChunkQueue
 from .recording import from_model_input, to_model_input
-from .torch_threads import BatchWorkers
 
 LABEL_SOURCES = ("tag", "predicted")
 CHUNK_BATCHES = 1        # per worker: a batch takes long enough that releases cost little
@@ -43,7 +42,6 @@ class fgsm_injector(gr.sync_block):
             raise ValueError(f"label_source: {label_source!r} is not one of {', '.join(LABEL_SOURCES)}")
         self.model = load_model(model_path, batch_size, num_threads)
         self.num_threads = int(num_threads) or torch.get_num_threads()
-        self.workers = None
         self.chunks = None
         self.classifier, self.frame_length = pipelines.full_frame_classifier(self.model)
         check_vector_length(vector_length, self.frame_length, self.model.path)
@@ -81,14 +79,12 @@ class fgsm_injector(gr.sync_block):
             self.attack(probe, torch.zeros(len(probe), dtype=torch.long))
 
     def start(self):
-        self.workers = BatchWorkers(self.num_threads, self._warm_up)
-        self.chunks = ChunkQueue(self.workers, self.batch_size, CHUNK_BATCHES)
+        self.chunks = ChunkQueue(self.num_threads, self._warm_up, self.batch_size, CHUNK_BATCHES)
         return True
 
     def stop(self):
-        if self.workers:
-            self.workers.close()   # frames still queued were never passed on
-            self.chunks.clear()
+        if self.chunks:
+            self.chunks.close()   # frames still queued were never passed on
         return True
 
     def work(self, input_items, output_items):
@@ -99,7 +95,7 @@ class fgsm_injector(gr.sync_block):
         self.invalid += len(released.reasons)
         return released.n
 
-    def _perturbation(self, frames, first, valid):
+    def _perturbation(self, frames, first):
         """A chunk's output frames and the attack on one of its batches (ChunkQueue)."""
         perturbed = np.array(frames)   # a copy: the output, perturbed in place
         with self.lock:

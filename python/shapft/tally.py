@@ -39,9 +39,10 @@ class Tally:
         if snr_db is not None:
             snr = np.asarray(snr_db, dtype=float)[labelled]
             known = ~np.isnan(snr)
+            known_snr = snr[known]
             # np.unique's return_inverse took twice as long (a sink calls this per chunk).
-            values = np.unique(snr[known])
-            which = np.searchsorted(values, snr[known])
+            values = np.unique(known_snr)
+            which = np.searchsorted(values, known_snr)
             correct = np.bincount(which, weights=hits[labelled][known], minlength=len(values))
             counts = np.bincount(which, minlength=len(values))
             for value, c, k in zip(values.tolist(), correct.tolist(), counts.tolist()):
