@@ -60,7 +60,8 @@ BATCH = 256
 FRAMES = {"cnn_lstm": (24576, 6144), "transformer_compact": (491520, 122880)}  # sink, injector
 REAL_TIME_FRAMES_PER_S = 200e3 / 128
 BUFFER_FRAMES = 8192
-POLL_S = 0.005
+START_POLL_S = 0.005
+POLL_S = 0.05         # once the clock runs (run_until)
 WARM_UP_CALLS = 3   # TorchScript's profiling executor optimises the graph over the first calls
 
 
@@ -97,17 +98,22 @@ def run_until(tb, counted, n):
     starts) to the end. The flowgraph is stopped from here rather than by a head block:
     head's tag propagation costs CPU time (about 1 us per frame with two tags per
     frame, measured during development), which on a 2-core machine the model's threads
-    lose, and no flowgraph of ours has a head block."""
+    lose, and no flowgraph of ours has a head block. For the same reason this thread
+    polls seldom once the clock runs (the count and the time are read together, so the
+    rate does not depend on how often): every 5 ms it took ~1 % of the 2 cores (perf,
+    during development), which a flowgraph left to run does not spend."""
     tb.start()
-    first = None
-    while (consumed := counted.nitems_read(0)) < n:
-        if first is None and consumed >= n // 10:
-            first = consumed, time.perf_counter()
+    while (begin := counted.nitems_read(0)) < n // 10:
+        time.sleep(START_POLL_S)
+    began = time.perf_counter()
+    while True:
         time.sleep(POLL_S)
-    elapsed = time.perf_counter() - first[1]
+        if (consumed := counted.nitems_read(0)) >= n:
+            break
+    elapsed = time.perf_counter() - began
     tb.stop()
     tb.wait()
-    return (consumed - first[0]) / elapsed
+    return (consumed - begin) / elapsed
 
 
 def reference_batches(frames, labels, n):

@@ -32,7 +32,7 @@ class Tally:
         self.frames_labelled += int(labelled.sum())
         hits = labelled & (true == predicted)
         self.correct += int(hits.sum())
-        self.recent.extend(hits[labelled].tolist())
+        self.recent.extend(hits[labelled][-RECENT_FRAMES:].tolist())   # only these stay
         classes = len(self.confusion)
         self.confusion += np.bincount(true[labelled] * classes + predicted[labelled],
                                       minlength=classes * classes).reshape(classes, classes)
