@@ -29,12 +29,13 @@ class Tally:
             return
         true = np.asarray(true, dtype=np.int64)
         labelled = true >= 0
-        self.frames_labelled += int(labelled.sum())
-        hits = labelled & (true == predicted)
+        true, predicted = true[labelled], predicted[labelled]
+        hits = true == predicted
+        self.frames_labelled += len(true)
         self.correct += int(hits.sum())
-        self.recent.extend(hits[labelled][-RECENT_FRAMES:].tolist())   # only these stay
+        self.recent.extend(hits[-RECENT_FRAMES:].tolist())   # only these stay
         classes = len(self.confusion)
-        self.confusion += np.bincount(true[labelled] * classes + predicted[labelled],
+        self.confusion += np.bincount(true * classes + predicted,
                                       minlength=classes * classes).reshape(classes, classes)
         if snr_db is not None:
             snr = np.asarray(snr_db, dtype=float)[labelled]
@@ -43,7 +44,7 @@ class Tally:
             # np.unique's return_inverse took twice as long (a sink calls this per chunk).
             values = np.unique(known_snr)
             which = np.searchsorted(values, known_snr)
-            correct = np.bincount(which, weights=hits[labelled][known], minlength=len(values))
+            correct = np.bincount(which, weights=hits[known], minlength=len(values))
             counts = np.bincount(which, minlength=len(values))
             for value, c, k in zip(values.tolist(), correct.tolist(), counts.tolist()):
                 entry = self.by_snr.setdefault(value, [0, 0])
