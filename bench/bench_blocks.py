@@ -4,7 +4,7 @@
 (a) classifier_sink in a flowgraph (vector source -> sink) against the same
     TorchScript model called on batches outside GNU Radio (target: >= 0.95), run
     both ways torch can use N cores: N intra-op threads on one thread, and whole
-    batches on N single-thread workers (torch_threads.BatchWorkers, as the sink
+    batches on N single-thread workers (runtime.BatchWorkers, as the sink
     does); each round's ratio is against the faster of the two;
 (b) fgsm_injector in a flowgraph (vector source -> injector -> null sink)
     against attacks.FGSM on the same batches, both ways likewise (target: >= 0.9).
@@ -50,11 +50,13 @@ import pmt
 import torch
 from gnuradio import blocks, gr
 
-from gnuradio.shapft import attacks, classifier_sink, fgsm_injector, model_file, models, testing
-from gnuradio.shapft.channel_model_source import LABEL_TAG, SNR_TAG
-from gnuradio.shapft.radioml import CLASSES
-from gnuradio.shapft.recording import to_model_input
-from gnuradio.shapft.torch_threads import BatchWorkers
+from gnuradio.shapft import attacks, classifier_sink, fgsm_injector, models
+from gnuradio.shapft.core import model_file
+import shapft_testing
+from gnuradio.shapft.blocks.tags import LABEL_TAG, SNR_TAG
+from gnuradio.shapft.core.radioml import CLASSES
+from gnuradio.shapft.core.recording import to_model_input
+from gnuradio.shapft.blocks.runtime import BatchWorkers
 
 BATCH = 256
 FRAMES = {"cnn_lstm": (24576, 6144), "transformer_compact": (491520, 122880)}  # sink, injector
@@ -75,7 +77,7 @@ def full_size_model(arch, directory):
 
 def bench_frames():
     """(frames, labels) every measurement cycles through."""
-    frames = testing.random_frames(BUFFER_FRAMES // 4, seed=1)
+    frames = shapft_testing.random_frames(BUFFER_FRAMES // 4, seed=1)
     return frames, np.random.default_rng(1).integers(0, len(CLASSES), len(frames))
 
 

@@ -18,9 +18,9 @@ import time
 
 from gnuradio import blocks, gr
 
-from gnuradio.shapft import transmitters
-from gnuradio.shapft.channel_model_source import channel_model_source, make_channel
-from gnuradio.shapft.radioml import CLASSES
+from gnuradio.shapft.blocks import transmitters
+from gnuradio.shapft.blocks.channel_model_source import channel_model_source, make_channel
+from gnuradio.shapft.core.radioml import CLASSES
 
 SECONDS_OF_SIGNAL = 2.0   # per transmitter, at 200 kHz
 

@@ -35,8 +35,10 @@ from pathlib import Path
 import torch
 from gnuradio import blocks, gr
 
-from gnuradio.shapft import model_file, models, testing
-from gnuradio.shapft.classifier_sink import classifier_sink
+from gnuradio.shapft.core import model_file
+from gnuradio.shapft import models
+import shapft_testing
+from gnuradio.shapft.blocks.classifier_sink import classifier_sink
 
 
 def thread_cpu_seconds(native_ids):
@@ -121,7 +123,7 @@ def main():
                  "cnn_lstm": args.cnn_lstm or export_fresh("cnn_lstm", tmp)}
         for name, path in paths.items():
             model_file.load(path)   # a clear error before any flowgraph is built
-        frames = testing.random_frames(1000, seed=0)
+        frames = shapft_testing.random_frames(1000, seed=0)
         modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.publish]
         results = [(publish, *run_flowgraph(paths, frames, args.frames, args.batch_size,
                                             args.threads_per_sink, publish)) for publish in modes]

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from gnuradio.shapft import attacks, models
-from gnuradio.shapft.radioml import FRAME_LENGTH
+from gnuradio.shapft.core.radioml import FRAME_LENGTH
 
 
 def frames_per_second(run, frames, repeats):

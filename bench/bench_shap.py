@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gnuradio.shapft import attacks, explain, model_file, recording
+from gnuradio.shapft import attacks
+from gnuradio.shapft.learn import explain
+from gnuradio.shapft.core import model_file, recording
 from gnuradio.shapft.models import CnnLstm
 
 DATA = Path("/work/data")

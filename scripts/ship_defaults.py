@@ -16,7 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from gnuradio.shapft import artifacts, model_file, reproduce
+from gnuradio.shapft.core import artifacts, model_file
+from gnuradio.shapft.studies import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "examples" / "models"

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from gnuradio.shapft import attacks, evaluation
+from gnuradio.shapft import attacks
+from gnuradio.shapft.learn import metrics
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -164,7 +165,7 @@ def test_psr_and_eps_describe_the_same_budget(model, inputs):
     fgm = attacks.make("fgm", model, psr_db=-20.0, frame_length=LENGTH)
     assert fgm.eps == pytest.approx(math.sqrt(0.01 * LENGTH))
     for attack in (fgsm, fgm):
-        measured = evaluation.measured_psr_db(x.numpy(), attack(x, labels).numpy())
+        measured = metrics.measured_psr_db(x.numpy(), attack(x, labels).numpy())
         assert measured == pytest.approx(attack.psr_db, abs=1e-3)
     assert "PSR -23.0 dB" in fgsm.describe() and fgsm.info()["psr_db"] == pytest.approx(-23.0)
 

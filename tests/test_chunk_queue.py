@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from gnuradio.shapft.chunk_queue import ChunkQueue, batches, frame_validity
+from gnuradio.shapft.blocks.runtime import ChunkQueue, batches, frame_validity
 
 
 @pytest.fixture

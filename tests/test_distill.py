@@ -12,8 +12,11 @@ import pytest
 import torch
 from gnuradio import blocks, gr
 
-from gnuradio.shapft import distill, model_file, models, recording, testing, training
-from gnuradio.shapft.classifier_sink import classifier_sink
+from gnuradio.shapft.learn import distill, training
+from gnuradio.shapft.core import model_file, recording
+from gnuradio.shapft import models
+import shapft_testing
+from gnuradio.shapft.blocks.classifier_sink import classifier_sink
 from gnuradio.shapft.models.transformer import IQTransformer
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")
@@ -33,8 +36,8 @@ def small_teacher(seed=0):
 
 @pytest.fixture(scope="module")
 def data():
-    return {"train": testing.tone_recording(10, [0, 10], seed=1), "val": testing.tone_recording(3, [0, 10], seed=2),
-            "test": testing.tone_recording(3, [0, 10], seed=3)}
+    return {"train": shapft_testing.tone_recording(10, [0, 10], seed=1), "val": shapft_testing.tone_recording(3, [0, 10], seed=2),
+            "test": shapft_testing.tone_recording(3, [0, 10], seed=3)}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def trained_teacher(data):
 
 
 def frames_x(n=6, seed=0):
-    return torch.from_numpy(recording.to_model_input(testing.random_frames(n, seed=seed)))
+    return torch.from_numpy(recording.to_model_input(shapft_testing.random_frames(n, seed=seed)))
 
 
 # ----------------------------------------------------------------------------- layer matching
@@ -288,7 +291,7 @@ def write_splits(directory, data):
 
 def test_command_runs_end_to_end_and_resumes(tmp_path, data, shapft):
     data_dir = write_splits(tmp_path / "data", data)
-    reference = testing.write_model(tmp_path / "cnn_lstm.pt")
+    reference = shapft_testing.write_model(tmp_path / "cnn_lstm.pt")
     out = tmp_path / "out"
     args = ["distill", "--data", data_dir, "--out", out, "--epochs", 1, "--teacher-epochs", 1,
             "--pgd-steps", 1, "--eval-steps", 2, "--budgets=-25", "--eval-frames", 44,

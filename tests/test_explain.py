@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from gnuradio.shapft import explain, model_file, recording
+from gnuradio.shapft.learn import explain
+from gnuradio.shapft.core import model_file, recording
 from gnuradio.shapft.models import CnnLstm
-from gnuradio.shapft.radioml import CLASSES
+from gnuradio.shapft.core.radioml import CLASSES
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 torch.set_num_threads(1)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import sigmf
 
-from gnuradio.shapft import generate, recording
-from gnuradio.shapft.radioml import CLASSES, SNRS_DB
+from gnuradio.shapft.studies import generate
+from gnuradio.shapft.core import recording
+from gnuradio.shapft.core.radioml import CLASSES, SNRS_DB
 
 
 @pytest.fixture(scope="module")

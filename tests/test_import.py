@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from gnuradio.shapft import radioml_import, recording
-from gnuradio.shapft.radioml import CLASSES
+from gnuradio.shapft.core import radioml_import, recording
+from gnuradio.shapft.core.radioml import CLASSES
 
 
 def radioml_scale(frames):

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from gnuradio.shapft import model_file, models
+from gnuradio.shapft.core import model_file
+from gnuradio.shapft import models
 from gnuradio.shapft.models import CnnLstm, transformer_compact, transformer_large
-from gnuradio.shapft.radioml import CLASSES
+from gnuradio.shapft.core.radioml import CLASSES
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")
 torch.set_num_threads(1)

@@ -1,12 +1,12 @@
 """The SHAP-FT stages after `shapft explain`: negative points and the mask
-(negative_points.py, `shapft mask`), fine-tuning and its baselines (finetune.py,
+(masks.py, `shapft mask`), fine-tuning and its baselines (finetune.py,
 `shapft finetune`), the defence evaluation with its adaptive attack (defense_eval.py)
 and `shapft reproduce --preset micro` end to end, run once and then again to check
 that the second run redoes nothing.
 
 Hand-made Shapley values with known negative points drive the mask; the fine-tuned
 models are checked against the library's fine-tuning on hand-deleted frames; the
-adaptive attack against FGSM on pipelines.MaskedClassifier computed here.
+adaptive attack against FGSM on masked.MaskedClassifier computed here.
 """
 import json
 import math
@@ -20,9 +20,13 @@ import numpy as np
 import pytest
 import torch
 
-from gnuradio.shapft import (attacks, budget, defense_eval, evaluation, explain, finetune, model_file,
-                             negative_points, pipelines, recording, reproduce, testing)
-from gnuradio.shapft.radioml import CLASSES
+from gnuradio.shapft import attacks
+from gnuradio.shapft.core import budget, model_file, masks, recording
+from gnuradio.shapft.studies import defense_eval, reproduce
+from gnuradio.shapft.learn import metrics, explain, finetune
+from gnuradio.shapft.models import masked
+import shapft_testing
+from gnuradio.shapft.core.radioml import CLASSES
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 torch.set_num_threads(1)
@@ -78,29 +82,29 @@ def one_line_error(err, command):
                                            (budget.psr_db_to_eps(budget.eps_to_psr_db(0.05)), "all"),
                                            (0.0501, "error"), (0.075, "error"), (0.1, "error")])
 def test_auto_frame_rule_is_all_frames_up_to_eps_005_then_error_n(eps, expected):
-    assert negative_points.frame_rule("auto", eps) == expected
+    assert masks.frame_rule("auto", eps) == expected
     # explicit rules are kept whatever the budget
-    assert negative_points.frame_rule("error", eps) == "error"
-    assert negative_points.frame_rule("all", eps) == "all"
+    assert masks.frame_rule("error", eps) == "error"
+    assert masks.frame_rule("all", eps) == "all"
 
 
 def test_unknown_frame_rule_and_normalisation_are_refused():
     with pytest.raises(ValueError, match="frame rule 'some' is not one of auto, error, all"):
-        negative_points.frame_rule("some", 0.1)
+        masks.frame_rule("some", 0.1)
     with pytest.raises(ValueError, match="normalisation 'l2' is not one of none, l1"):
-        negative_points.summed_shapley(HAND_VALUES, [True] * 3, "l2")
+        masks.summed_shapley(HAND_VALUES, [True] * 3, "l2")
 
 
 def test_summed_shapley_sums_i_and_q_over_the_selected_frames():
-    np.testing.assert_allclose(negative_points.summed_shapley(HAND_VALUES, [True, True, False]),
+    np.testing.assert_allclose(masks.summed_shapley(HAND_VALUES, [True, True, False]),
                                HAND_ERROR_SUMS, atol=1e-12)
-    np.testing.assert_allclose(negative_points.summed_shapley(HAND_VALUES, [True] * 3), HAND_ALL_SUMS, atol=1e-12)
-    np.testing.assert_allclose(negative_points.summed_shapley(HAND_VALUES, [True] * 3, "l1"),
+    np.testing.assert_allclose(masks.summed_shapley(HAND_VALUES, [True] * 3), HAND_ALL_SUMS, atol=1e-12)
+    np.testing.assert_allclose(masks.summed_shapley(HAND_VALUES, [True] * 3, "l1"),
                                HAND_ALL_L1_SUMS, atol=1e-12)
-    np.testing.assert_allclose(negative_points.summed_shapley(HAND_VALUES, [False, False, True]),
+    np.testing.assert_allclose(masks.summed_shapley(HAND_VALUES, [False, False, True]),
                                [-5, 0, 0, 0, 3, 5, -4, 0], atol=1e-12)
     # no frame selected: 8 zeros, no negative point
-    np.testing.assert_array_equal(negative_points.summed_shapley(HAND_VALUES, [False] * 3), np.zeros(8))
+    np.testing.assert_array_equal(masks.summed_shapley(HAND_VALUES, [False] * 3), np.zeros(8))
 
 
 @pytest.mark.parametrize("eps, rule, normalise, drop, sums, used, n_frames", [
@@ -113,7 +117,7 @@ def test_summed_shapley_sums_i_and_q_over_the_selected_frames():
     (0.05, "auto", "l1", [0, 1, 5, 6], HAND_ALL_L1_SUMS, "all", 3),
 ])
 def test_find_gives_the_hand_computed_negative_points(eps, rule, normalise, drop, sums, used, n_frames):
-    found, found_sums, found_rule, found_frames = negative_points.find(
+    found, found_sums, found_rule, found_frames = masks.find(
         HAND_VALUES, HAND_LABELS, HAND_PREDICTED, eps, rule, normalise)
     assert found == drop
     np.testing.assert_allclose(found_sums, sums, atol=1e-12)
@@ -128,16 +132,16 @@ def test_true_class_values_pick_each_frames_label_column():
     shap_values[2, :, :, 1] = HAND_VALUES[2]
     classes = np.array([[0, 1], [3, 9], [7, 5]])
     content = {"labels": HAND_LABELS, "output_classes": classes, "shap_values": shap_values}
-    np.testing.assert_array_equal(negative_points.true_class_values(content), HAND_VALUES)
+    np.testing.assert_array_equal(masks.true_class_values(content), HAND_VALUES)
     content["output_classes"] = np.array([[0, 2], [3, 9], [7, 5]])    # frame 0's label 1 is missing
     with pytest.raises(ValueError, match="do not include every frame's true class"):
-        negative_points.true_class_values(content)
+        masks.true_class_values(content)
 
 
 # --- the mask object ---------------------------------------------------------------------
 
 def test_make_mask_sorts_counts_and_keeps_the_derivation():
-    mask = negative_points.make_mask(np.array([77, 17, 60]), 128, "fgsm", 0.1, "ab" * 32, frame_rule="error")
+    mask = masks.make_mask(np.array([77, 17, 60]), 128, "fgsm", 0.1, "ab" * 32, frame_rule="error")
     assert mask == {"frame_length": 128, "drop": [17, 60, 77], "m": 3, "mode": "drop", "attack": "fgsm",
                     "eps": 0.1, "model_sha256": "ab" * 32, "frame_rule": "error"}
     assert all(type(i) is int for i in mask["drop"])       # JSON-serialisable, not numpy ints
@@ -162,106 +166,106 @@ def test_make_mask_sorts_counts_and_keeps_the_derivation():
 ])
 def test_validate_refuses_malformed_masks_naming_the_source(mask, message):
     with pytest.raises(ValueError, match=f"^my.json: {message}"):
-        negative_points.validate(mask, "my.json")
+        masks.validate(mask, "my.json")
 
 
 def test_validate_accepts_good_masks():
     for mask in ({"frame_length": 8, "drop": []}, {"frame_length": 8, "drop": [0, 7], "m": 2, "mode": "zero"},
                  {"frame_length": 128, "drop": list(range(127))}):
-        assert negative_points.validate(mask) is mask
+        assert masks.validate(mask) is mask
 
 
 def test_validate_refuses_booleans_as_positions_or_frame_length():
-    # BUG (negative_points.validate): JSON true/false pass `isinstance(i, int)`, so
+    # BUG (masks.validate): JSON true/false pass `isinstance(i, int)`, so
     # {"drop": [false, true]} is taken as positions 0 and 1 and "frame_length": true as 1.
     for mask in ({"frame_length": 8, "drop": [False, True]}, {"frame_length": True, "drop": []}):
         try:
-            negative_points.validate(mask, "my.json")
+            masks.validate(mask, "my.json")
         except ValueError:
             continue
-        pytest.fail(f"BUG: negative_points.validate accepts JSON booleans as integers: {mask}")
+        pytest.fail(f"BUG: masks.validate accepts JSON booleans as integers: {mask}")
 
 
 def test_keep_positions_and_apply_delete_or_zero_exactly_the_dropped_positions():
-    mask = negative_points.make_mask([0, 3, 7], 8, "fgsm", 0.1, None)
-    np.testing.assert_array_equal(negative_points.keep_positions(mask), [1, 2, 4, 5, 6])
+    mask = masks.make_mask([0, 3, 7], 8, "fgsm", 0.1, None)
+    np.testing.assert_array_equal(masks.keep_positions(mask), [1, 2, 4, 5, 6])
     frames = np.arange(2 * 2 * 8, dtype=np.float32).reshape(2, 2, 8) + 1    # no zeros before zeroing
-    dropped = negative_points.apply(frames, mask)
+    dropped = masks.apply(frames, mask)
     np.testing.assert_array_equal(dropped, frames[..., [1, 2, 4, 5, 6]])
     assert dropped.shape == (2, 2, 5)
-    zeroed = negative_points.apply(frames, mask, mode="zero")
+    zeroed = masks.apply(frames, mask, mode="zero")
     assert zeroed.shape == frames.shape
     np.testing.assert_array_equal(zeroed[..., [0, 3, 7]], 0)
     np.testing.assert_array_equal(zeroed[..., [1, 2, 4, 5, 6]], frames[..., [1, 2, 4, 5, 6]])
     assert frames.min() == 1                                                 # the input is left alone
-    complex_frames = testing.random_frames(3, frame_length=8)
-    np.testing.assert_array_equal(negative_points.apply(complex_frames, mask), complex_frames[:, [1, 2, 4, 5, 6]])
+    complex_frames = shapft_testing.random_frames(3, frame_length=8)
+    np.testing.assert_array_equal(masks.apply(complex_frames, mask), complex_frames[:, [1, 2, 4, 5, 6]])
     with pytest.raises(ValueError, match="frames have 7 samples, the mask expects 8"):
-        negative_points.apply(frames[..., :7], mask)
+        masks.apply(frames[..., :7], mask)
     with pytest.raises(ValueError, match="mode 'cut' is not one of drop, zero"):
-        negative_points.apply(frames, mask, mode="cut")
+        masks.apply(frames, mask, mode="cut")
 
 
 def test_mask_save_load_and_the_mask_a_model_file_carries(tmp_path):
-    mask = negative_points.make_mask(ERROR_DROP, 128, "fgsm", 0.1, "cd" * 32, frame_rule="error", frames_used=2)
-    negative_points.save(tmp_path / "mask.json", mask)
+    mask = masks.make_mask(ERROR_DROP, 128, "fgsm", 0.1, "cd" * 32, frame_rule="error", frames_used=2)
+    masks.save(tmp_path / "mask.json", mask)
     assert json.loads((tmp_path / "mask.json").read_text()) == mask
-    assert negative_points.load(tmp_path / "mask.json") == mask
-    assert negative_points.output_length(tmp_path / "mask.json") == 125
-    assert negative_points.output_length(tmp_path / "mask.json", mode="zero") == 128
+    assert masks.load(tmp_path / "mask.json") == mask
+    assert masks.output_length(tmp_path / "mask.json") == 125
+    assert masks.output_length(tmp_path / "mask.json", mode="zero") == 128
 
     # a SHAP-FT model file carries its mask; the original model carries none
-    testing.write_model(tmp_path / "shapft.pt", frame_length=125, mask=mask)
-    assert negative_points.load(tmp_path / "shapft.pt") == mask
-    assert negative_points.output_length(tmp_path / "shapft.pt") == 125
-    testing.write_model(tmp_path / "plain.pt")
+    shapft_testing.write_model(tmp_path / "shapft.pt", frame_length=125, mask=mask)
+    assert masks.load(tmp_path / "shapft.pt") == mask
+    assert masks.output_length(tmp_path / "shapft.pt") == 125
+    shapft_testing.write_model(tmp_path / "plain.pt")
     with pytest.raises(ValueError, match="carries no mask"):
-        negative_points.load(tmp_path / "plain.pt")
+        masks.load(tmp_path / "plain.pt")
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        negative_points.load(tmp_path / "missing.json")
+        masks.load(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        negative_points.load(tmp_path / "bad.json")
+        masks.load(tmp_path / "bad.json")
     (tmp_path / "unsorted.json").write_text(json.dumps({"frame_length": 128, "drop": [5, 1]}))
     with pytest.raises(ValueError, match=r"^mask file .*unsorted.json: drop must be sorted"):
-        negative_points.load(tmp_path / "unsorted.json")
+        masks.load(tmp_path / "unsorted.json")
     with pytest.raises(ValueError, match="positions"):
-        negative_points.save(tmp_path / "never.json", {"frame_length": 4, "drop": [9]})
+        masks.save(tmp_path / "never.json", {"frame_length": 4, "drop": [9]})
     assert not (tmp_path / "never.json").exists()
 
 
 def test_random_positions_are_m_distinct_sorted_positions_fixed_by_the_seed():
-    drawn = negative_points.random_positions(40, 128, seed=3)
+    drawn = masks.random_positions(40, 128, seed=3)
     assert len(drawn) == len(set(drawn)) == 40
     assert drawn == sorted(drawn) and 0 <= drawn[0] and drawn[-1] < 128
-    assert negative_points.random_positions(40, 128, seed=3) == drawn
-    assert negative_points.random_positions(40, 128, seed=4) != drawn
-    assert negative_points.random_positions(0, 128, seed=3) == []
-    assert len(set(negative_points.random_positions(127, 128, seed=3))) == 127
+    assert masks.random_positions(40, 128, seed=3) == drawn
+    assert masks.random_positions(40, 128, seed=4) != drawn
+    assert masks.random_positions(0, 128, seed=3) == []
+    assert len(set(masks.random_positions(127, 128, seed=3))) == 127
     # uniform: over many seeds every position is drawn about m / L of the time
     counts = np.zeros(128)
     for seed in range(400):
-        counts[negative_points.random_positions(32, 128, seed)] += 1
+        counts[masks.random_positions(32, 128, seed)] += 1
     assert counts.sum() == 400 * 32
     assert abs(counts.mean() - 100) < 1e-9 and counts.min() > 60 and counts.max() < 140
 
 
 def test_check_fits_model(tmp_path):
-    original = model_file.load(testing.write_model(tmp_path / "original.pt"))
-    mask = negative_points.make_mask(ERROR_DROP, 128, "fgsm", 0.1, original.sha256)
-    negative_points.check_fits_model(mask, original)
+    original = model_file.load(shapft_testing.write_model(tmp_path / "original.pt"))
+    mask = masks.make_mask(ERROR_DROP, 128, "fgsm", 0.1, original.sha256)
+    masks.check_fits_model(mask, original)
     foreign = dict(mask, model_sha256="0" * 64)
     with pytest.raises(ValueError, match="pass --force"):
-        negative_points.check_fits_model(foreign, original)
+        masks.check_fits_model(foreign, original)
     with pytest.warns(UserWarning, match="derived from model sha256 000000000000"):
-        negative_points.check_fits_model(foreign, original, force=True)
+        masks.check_fits_model(foreign, original, force=True)
     with pytest.raises(ValueError, match="mask frame_length 64 does not match the model's frame length 128"):
-        negative_points.check_fits_model(negative_points.make_mask([1], 64, "fgsm", 0.1, None), original)
-    carrier = model_file.load(testing.write_model(tmp_path / "carrier.pt", frame_length=125, mask=mask))
-    negative_points.check_fits_model(mask, carrier)
+        masks.check_fits_model(masks.make_mask([1], 64, "fgsm", 0.1, None), original)
+    carrier = model_file.load(shapft_testing.write_model(tmp_path / "carrier.pt", frame_length=125, mask=mask))
+    masks.check_fits_model(mask, carrier)
     with pytest.raises(ValueError, match="fine-tuned with another mask"):
-        negative_points.check_fits_model(negative_points.make_mask([1, 2, 3], 128, "fgsm", 0.1, None), carrier)
+        masks.check_fits_model(masks.make_mask([1, 2, 3], 128, "fgsm", 0.1, None), carrier)
 
 
 # --- `shapft mask` ---------------------------------------------------------------------------
@@ -295,26 +299,26 @@ def files(tmp_path_factory):
     """The original (small, untrained) CNN-LSTM, its SHAP values, a mask derived from
     them and tiny-train recordings: 55 frames of 128 samples and 22 of 64."""
     root = tmp_path_factory.mktemp("shapft_pipeline")
-    testing.write_model(root / "original.pt")
-    testing.write_model(root / "other.pt", seed=5)
+    shapft_testing.write_model(root / "original.pt")
+    shapft_testing.write_model(root / "other.pt", seed=5)
     sha = model_file.load(root / "original.pt").sha256
     write_shap_npz(root / "shap.npz", sha)
     labels = np.repeat(np.arange(len(CLASSES)), N_FT_PER_CLASS)
     snr = np.tile([0.0, 10.0, 0.0, 10.0, 0.0], len(CLASSES))
-    recording.write(root / "train", recording.Recording(testing.random_frames(len(labels), seed=1), labels, snr),
+    recording.write(root / "train", recording.Recording(shapft_testing.random_frames(len(labels), seed=1), labels, snr),
                     "fine-tuning frames")
     short_labels = np.repeat(np.arange(len(CLASSES)), 2)
-    recording.write(root / "short", recording.Recording(testing.random_frames(22, frame_length=64, seed=2),
+    recording.write(root / "short", recording.Recording(shapft_testing.random_frames(22, frame_length=64, seed=2),
                                                         short_labels, np.zeros(22)), "64-sample frames")
-    mask = negative_points.make_mask(ERROR_DROP, 128, "fgsm", 0.1, sha, frame_rule="error", frames_used=2)
-    negative_points.save(root / "mask.json", mask)
+    mask = masks.make_mask(ERROR_DROP, 128, "fgsm", 0.1, sha, frame_rule="error", frames_used=2)
+    masks.save(root / "mask.json", mask)
     return root
 
 
 def test_cli_mask_writes_the_hand_computed_negative_points(shapft, files, tmp_path):
     code, out, err = shapft("mask", "--shap", files / "shap.npz", "--eps", 0.1, "--out", tmp_path / "m.json")
     assert code == 0, err
-    mask = negative_points.load(tmp_path / "m.json")
+    mask = masks.load(tmp_path / "m.json")
     assert mask["drop"] == ERROR_DROP and mask["m"] == 3 and mask["frame_length"] == 128
     assert (mask["frame_rule"], mask["frames_used"], mask["eps"], mask["attack"]) == ("error", 2, 0.1, "fgsm")
     assert mask["model_sha256"] == model_file.load(files / "original.pt").sha256
@@ -335,7 +339,7 @@ def test_cli_mask_writes_the_hand_computed_negative_points(shapft, files, tmp_pa
 def test_cli_mask_frame_rules_and_normalisation(shapft, files, tmp_path, options, drop, rule, n_frames):
     code, _, err = shapft("mask", "--shap", files / "shap.npz", "--out", tmp_path / "m.json", *options)
     assert code == 0, err
-    mask = negative_points.load(tmp_path / "m.json")
+    mask = masks.load(tmp_path / "m.json")
     assert (mask["drop"], mask["frame_rule"], mask["frames_used"]) == (drop, rule, n_frames)
 
 
@@ -365,7 +369,7 @@ def test_cli_mask_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     # ... and the same file with all frames is fine (they are all classified right at eps 0.05)
     code, _, err = shapft("mask", "--shap", tmp_path / "all_right.npz", "--eps", 0.05, "--out", out)
     assert code == 0, err
-    assert negative_points.load(out)["drop"] == ALL_DROP
+    assert masks.load(out)["drop"] == ALL_DROP
 
     # an existing mask is kept unless --force
     before = out.read_bytes()
@@ -374,7 +378,7 @@ def test_cli_mask_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     assert out.read_bytes() == before
     code, _, err = shapft("mask", "--shap", files / "shap.npz", "--eps", 0.1, "--out", out, "--force")
     assert code == 0, err
-    assert negative_points.load(out)["drop"] == ERROR_DROP
+    assert masks.load(out)["drop"] == ERROR_DROP
 
 
 # --- finetune.py and `shapft finetune` ------------------------------------------------------
@@ -395,7 +399,7 @@ def test_split_train_val_is_a_stratified_partition():
 
 
 def test_finetune_refuses_incomplete_requests():
-    original = testing.small_cnn_lstm()
+    original = shapft_testing.small_cnn_lstm()
     x, y, snr = np.zeros((10, 2, 128), np.float32), np.zeros(10, np.int64), np.zeros(10)
     with pytest.raises(ValueError, match="method 'pgd' is not one of shapft, random, direct, at_fgsm"):
         finetune.finetune(original, x, y, snr, "pgd")
@@ -407,8 +411,8 @@ def test_finetune_refuses_incomplete_requests():
 
 
 def test_at_fgsm_loss_is_half_clean_half_fgsm_against_the_model_in_training():
-    model = testing.small_cnn_lstm(seed=2)
-    x = torch.from_numpy(recording.to_model_input(testing.random_frames(6, seed=4)))
+    model = shapft_testing.small_cnn_lstm(seed=2)
+    x = torch.from_numpy(recording.to_model_input(shapft_testing.random_frames(6, seed=4)))
     y = torch.arange(6)
     model.train()
     x_adv = attacks.FGSM(model, eps=0.2)(x, y)             # crafted in eval mode, before the loss's
@@ -455,10 +459,10 @@ def test_cli_finetune_shapft_exports_the_mask_and_takes_128_minus_m(shapft, file
                                               "--evaluate", files / "train.sigmf-meta"))
     assert code == 0, err
     loaded = model_file.load(out)                      # load() runs the model on [1, 2, 125]
-    mask = negative_points.load(files / "mask.json")
+    mask = masks.load(files / "mask.json")
     assert loaded.frame_length == 125 and loaded.mask == mask
     assert model_file.full_frame_length_of(out) == 128
-    assert negative_points.load(out) == mask
+    assert masks.load(out) == mask
     assert loaded.metadata["training"]["method"] == "shapft"
     assert loaded.metadata["provenance"]["original_sha256"] == model_file.load(files / "original.pt").sha256
     weights = loaded.module.state_dict()
@@ -477,7 +481,7 @@ def test_cli_finetune_shapft_exports_the_mask_and_takes_128_minus_m(shapft, file
 
     # --evaluate classifies the recording after the same deletion
     data = recording.read(files / "train.sigmf-meta")
-    predictions = evaluation.predict_logits(loaded.module, data.model_input()[:, :, keep]).argmax(axis=1)
+    predictions = metrics.predict_logits(loaded.module, data.model_input()[:, :, keep]).argmax(axis=1)
     accuracy = float(np.mean(predictions == data.labels))
     match = re.search(r"accuracy ([0-9.]+)% over 55 frames", stdout)
     assert match, stdout
@@ -489,7 +493,7 @@ def test_cli_finetune_random_deletes_as_many_other_positions(shapft, files, tmp_
     code, stdout, err = shapft(*finetune_args(files, out, "random", "--mask", files / "mask.json", "--seed", 4))
     assert code == 0, err
     loaded = model_file.load(out)
-    drawn = negative_points.random_positions(3, 128, 4)
+    drawn = masks.random_positions(3, 128, 4)
     assert loaded.mask["drop"] == drawn and loaded.mask["m"] == 3 and loaded.frame_length == 125
     assert loaded.mask["drop"] != ERROR_DROP
     assert loaded.mask["model_sha256"] == model_file.load(files / "original.pt").sha256
@@ -538,8 +542,8 @@ def test_cli_finetune_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     args = list(finetune_args(files, out, "direct"))
     args[args.index("--data") + 1] = files / "short.sigmf-meta"
     refused(*args, expect="--data frames have 64 samples, the model takes 128")
-    short_mask = negative_points.make_mask([1, 2], 64, "fgsm", 0.1, None)
-    negative_points.save(tmp_path / "short.json", short_mask)
+    short_mask = masks.make_mask([1, 2], 64, "fgsm", 0.1, None)
+    masks.save(tmp_path / "short.json", short_mask)
     refused(*finetune_args(files, out, "shapft", "--mask", tmp_path / "short.json"),
             expect="mask frame_length 64 does not match the model's frame length 128")
     # a mask derived from another model: refused, accepted (with a warning) with --force
@@ -581,7 +585,7 @@ def test_cli_finetune_refuses_an_evaluate_recording_of_another_frame_length(shap
 
 
 def test_cli_finetune_refuses_a_transformer(shapft, files, tmp_path):
-    testing.write_model(tmp_path / "transformer.pt", arch="transformer_compact")
+    shapft_testing.write_model(tmp_path / "transformer.pt", arch="transformer_compact")
     args = list(finetune_args(files, tmp_path / "ft.pt", "direct"))
     args[args.index("--model") + 1] = tmp_path / "transformer.pt"
     code, _, err = shapft(*args)
@@ -592,7 +596,7 @@ def test_cli_finetune_refuses_a_transformer(shapft, files, tmp_path):
 
 def hand_adaptive(module, keep, x, labels, eps):
     """FGSM crafted against the deletion + model, computed here; returns (x_adv, accuracy)."""
-    classifier = pipelines.MaskedClassifier(module, torch.as_tensor(keep, dtype=torch.long)).eval()
+    classifier = masked.MaskedClassifier(module, torch.as_tensor(keep, dtype=torch.long)).eval()
     x, labels = torch.from_numpy(x), torch.from_numpy(labels)
     x_adv = attacks.FGSM(classifier, eps=eps)(x, labels)
     with torch.no_grad():
@@ -602,16 +606,16 @@ def hand_adaptive(module, keep, x, labels, eps):
 
 def test_score_model_adaptive_attack_goes_through_the_deletion(tmp_path):
     drop = list(range(0, 128, 4))                                   # m = 32
-    mask = negative_points.make_mask(drop, 128, "fgsm", 1.0, None)
-    path = testing.write_model(tmp_path / "shapft.pt", frame_length=96, mask=mask, seed=4)
+    mask = masks.make_mask(drop, 128, "fgsm", 1.0, None)
+    path = shapft_testing.write_model(tmp_path / "shapft.pt", frame_length=96, mask=mask, seed=4)
     loaded = model_file.load(path)
-    keep = negative_points.keep_positions(mask)
-    frames = testing.random_frames(40, seed=6)
+    keep = masks.keep_positions(mask)
+    frames = shapft_testing.random_frames(40, seed=6)
     x = recording.to_model_input(frames)
     # labels = the model's own clean predictions, so clean accuracy is 1 and the attack has something to take
-    labels = evaluation.predict_logits(loaded.module, x[:, :, keep]).argmax(axis=1)
+    labels = metrics.predict_logits(loaded.module, x[:, :, keep]).argmax(axis=1)
     clean = recording.Recording(frames, labels, np.zeros(40))
-    attacked_frames = testing.random_frames(40, seed=7)
+    attacked_frames = shapft_testing.random_frames(40, seed=7)
     attacked = recording.Recording(attacked_frames, labels, np.zeros(40))
     eps = 1.0                      # an untrained network needs a large step to change its mind
     score = defense_eval.score_model(path, clean, attacked, eps, seed=0)
@@ -621,22 +625,22 @@ def test_score_model_adaptive_attack_goes_through_the_deletion(tmp_path):
     assert np.all(delta[:, :, drop] == 0)                          # deleted samples get no gradient
     assert np.allclose(np.abs(delta[:, :, keep]), eps, atol=1e-6)  # the kept ones the full step
     assert adaptive < 0.9                                           # the attack does something here
-    attacked_acc = float(np.mean(evaluation.predict_logits(
+    attacked_acc = float(np.mean(metrics.predict_logits(
         loaded.module, recording.to_model_input(attacked_frames)[:, :, keep]).argmax(axis=1) == labels))
     assert score == {"clean": 1.0, "attacked": pytest.approx(attacked_acc, abs=1e-12),
                      "adaptive": pytest.approx(adaptive, abs=1e-12), "m": 32}
 
 
 def test_score_model_without_a_mask_attacks_the_model_itself(tmp_path):
-    path = testing.write_model(tmp_path / "direct.pt", seed=8)
+    path = shapft_testing.write_model(tmp_path / "direct.pt", seed=8)
     loaded = model_file.load(path)
-    frames = testing.random_frames(30, seed=9)
+    frames = shapft_testing.random_frames(30, seed=9)
     x = recording.to_model_input(frames)
-    labels = evaluation.predict_logits(loaded.module, x).argmax(axis=1)
+    labels = metrics.predict_logits(loaded.module, x).argmax(axis=1)
     clean = recording.Recording(frames, labels, np.zeros(30))
     score = defense_eval.score_model(path, clean, clean, 0.3, seed=0)
     x_adv = attacks.FGSM(loaded.module, eps=0.3)(torch.from_numpy(x), torch.from_numpy(labels))
-    adaptive = float(np.mean(evaluation.predict_logits(loaded.module, x_adv.numpy()).argmax(axis=1) == labels))
+    adaptive = float(np.mean(metrics.predict_logits(loaded.module, x_adv.numpy()).argmax(axis=1) == labels))
     assert adaptive < 0.9
     assert score == {"clean": 1.0, "attacked": 1.0, "adaptive": pytest.approx(adaptive, abs=1e-12), "m": 0}
 
@@ -711,7 +715,7 @@ def test_reproduce_micro_finishes_with_report_results_figures_masks_and_stages(m
         assert f"]({relative})" in report
     assert [row["eps"] for row in results["shapft"]] == list(EPS_LEVELS)
     for eps, row in zip(EPS_LEVELS, results["shapft"]):
-        mask = negative_points.load(out / "masks" / f"eps{eps:g}.json")
+        mask = masks.load(out / "masks" / f"eps{eps:g}.json")
         assert results["masks"][f"{eps:g}"] == mask
         assert row["m"] == mask["m"] and row["frame_rule"] == mask["frame_rule"]
         assert f"| {eps:g} | {budget.eps_to_psr_db(eps):.1f} | {mask['m']} | {mask['frames_used']} " \
@@ -737,7 +741,7 @@ def test_reproduce_micro_masks_follow_from_the_shap_values(micro):
         error = content["labels"] != content["predicted"]
         selected = np.ones(len(error), bool) if eps <= 0.05 else error     # the paper's rule, by hand
         sums = values[selected].sum(axis=(0, 1))
-        mask = negative_points.load(micro.pipeline.mask(eps))
+        mask = masks.load(micro.pipeline.mask(eps))
         assert mask["drop"] == np.flatnonzero(sums < 0).tolist()
         assert mask["frame_rule"] == ("all" if eps <= 0.05 else "error")
         assert mask["frames_used"] == int(selected.sum()) > 0
@@ -750,12 +754,12 @@ def test_reproduce_micro_finetuned_models_carry_their_masks(micro):
     direct = model_file.load(p.finetuned("direct", 0))
     assert direct.frame_length == 128 and direct.mask is None
     for eps in EPS_LEVELS:
-        mask = negative_points.load(p.mask(eps))
+        mask = masks.load(p.mask(eps))
         shapft_model = model_file.load(p.finetuned("shapft", 0, eps))
         assert shapft_model.mask == mask and shapft_model.frame_length == 128 - mask["m"]
         random_model = model_file.load(p.finetuned("random", 0, eps))
         assert random_model.mask["m"] == mask["m"] and random_model.frame_length == 128 - mask["m"]
-        assert random_model.mask["drop"] == negative_points.random_positions(mask["m"], 128, 0)
+        assert random_model.mask["drop"] == masks.random_positions(mask["m"], 128, 0)
         assert random_model.mask["drop"] != mask["drop"]
         at_fgsm = model_file.load(p.finetuned("at_fgsm", 0, eps))
         assert at_fgsm.frame_length == 128 and at_fgsm.mask is None
@@ -773,18 +777,18 @@ def test_reproduce_micro_evaluation_matches_a_hand_computation(micro):
     attacked = recording.read(p.attacked(eps, "adv-data"))
     delta = attacked.model_input() - clean.model_input()
     assert np.abs(delta).max() == pytest.approx(eps, abs=1e-5)         # FGSM at eps on adv-data
-    original_attacked = np.mean(evaluation.predict_logits(original.module, attacked.model_input()).argmax(1)
+    original_attacked = np.mean(metrics.predict_logits(original.module, attacked.model_input()).argmax(1)
                                 == attacked.labels)
     assert entry["original"]["attacked"] == pytest.approx(original_attacked, abs=1e-12)
-    mask = negative_points.load(p.mask(eps))
+    mask = masks.load(p.mask(eps))
     assert entry["m"] == mask["m"] and entry["frame_rule"] == mask["frame_rule"]
     loaded = model_file.load(p.finetuned("shapft", 0, eps))
-    keep = negative_points.keep_positions(mask)
+    keep = masks.keep_positions(mask)
     _, adaptive = hand_adaptive(loaded.module, keep, clean.model_input(), clean.labels, eps)
     score = entry["shapft"]["0"]
     assert score["adaptive"] == pytest.approx(adaptive, abs=1e-12)
     assert score["m"] == mask["m"]
-    transferred = np.mean(evaluation.predict_logits(loaded.module, attacked.model_input()[:, :, keep]).argmax(1)
+    transferred = np.mean(metrics.predict_logits(loaded.module, attacked.model_input()[:, :, keep]).argmax(1)
                           == attacked.labels)
     assert score["attacked"] == pytest.approx(transferred, abs=1e-12)
     for method in defense_eval.METHODS:

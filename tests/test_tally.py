@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from gnuradio.shapft.tally import RECENT_FRAMES, Tally
+from gnuradio.shapft.blocks.tally import RECENT_FRAMES, Tally
 
 CLASSES = [f"c{i}" for i in range(5)]
 

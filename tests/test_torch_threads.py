@@ -1,11 +1,11 @@
-"""torch_threads: a thread's torch thread count sticks; BatchWorkers run batches on
+"""blocks.runtime: a thread's torch thread count sticks; BatchWorkers run batches on
 single-thread workers, each prepared once."""
 import threading
 
 import pytest
 import torch
 
-from gnuradio.shapft.torch_threads import BatchWorkers, set_thread_torch_threads
+from gnuradio.shapft.blocks.runtime import BatchWorkers, set_thread_torch_threads
 
 
 def test_thread_count_survives_another_thread_setting_its_own():

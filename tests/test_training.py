@@ -1,5 +1,5 @@
 """training.fit (loss, early stopping, resumable checkpoints, the loss hook),
-evaluation.accuracy_report, and the train/attack/evaluate commands end to end on
+metrics.accuracy_report, and the train/attack/evaluate commands end to end on
 small synthetic SigMF recordings."""
 import json
 
@@ -8,7 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from gnuradio.shapft import attacks, evaluation, model_file, recording, testing, training
+from gnuradio.shapft import attacks
+from gnuradio.shapft.learn import metrics, training
+from gnuradio.shapft.core import model_file, recording
+import shapft_testing
 from gnuradio.shapft.cli import main as shapft_main
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")
@@ -23,8 +26,8 @@ def small_net(seed):
 
 @pytest.fixture(scope="module")
 def splits():
-    return {"train": testing.tone_recording(6, [0, 10], seed=1), "val": testing.tone_recording(3, [0, 10], seed=2),
-            "test": testing.tone_recording(3, [0, 10], seed=3)}
+    return {"train": shapft_testing.tone_recording(6, [0, 10], seed=1), "val": shapft_testing.tone_recording(3, [0, 10], seed=2),
+            "test": shapft_testing.tone_recording(3, [0, 10], seed=3)}
 
 
 def xy(rec):
@@ -41,7 +44,7 @@ def test_training_lowers_the_loss_and_restores_the_best_epoch(splits):
     best = min(result.history, key=lambda h: h["val_loss"])
     assert result.best_epoch == best["epoch"]
     x_val, y_val = xy(splits["val"])
-    logits = torch.from_numpy(evaluation.predict_logits(model, x_val))
+    logits = torch.from_numpy(metrics.predict_logits(model, x_val))
     val_loss = nn.functional.cross_entropy(logits, torch.from_numpy(y_val)).item()
     assert val_loss == pytest.approx(result.best_val_loss, rel=1e-5)
 
@@ -54,7 +57,7 @@ def test_early_stopping_stops_when_validation_loss_stops_improving(splits):
     result = training.fit(model, xy(splits["train"]), (x_val, shuffled), config, progress=False)
     assert result.stopped_early
     assert result.epochs_run == result.best_epoch + 3 < 60
-    logits = torch.from_numpy(evaluation.predict_logits(model, x_val))   # the best epoch's weights
+    logits = torch.from_numpy(metrics.predict_logits(model, x_val))   # the best epoch's weights
     val_loss = nn.functional.cross_entropy(logits, torch.from_numpy(shuffled)).item()
     assert val_loss == pytest.approx(result.best_val_loss, rel=1e-5)
     assert val_loss < result.history[-1]["val_loss"]
@@ -127,7 +130,7 @@ def test_accuracy_report_by_hand():
     labels = np.array([0, 0, 1, 1, 2, 2])
     predictions = np.array([0, 1, 1, 1, 0, 2])
     snr = np.array([-10, 10, -10, 12, 12, np.nan])
-    report = evaluation.accuracy_report(labels, predictions, snr)
+    report = metrics.accuracy_report(labels, predictions, snr)
     assert report["accuracy"] == pytest.approx(4 / 6)
     assert report["per_snr"] == {"-10": 1.0, "10": 0.0, "12": 0.5}
     assert report["high_snr_accuracy"] == pytest.approx(1 / 3)
@@ -164,7 +167,7 @@ def test_train_exports_a_model_with_provenance_and_figures(trained, dataset):
     assert loaded.arch == "transformer_compact" and loaded.frame_length == 128
     provenance = loaded.metadata["provenance"]
     assert provenance["seed"] == 5 and "--epochs 2" in provenance["command"]
-    from gnuradio.shapft.artifacts import sha256_file
+    from gnuradio.shapft.core.artifacts import sha256_file
     assert provenance["data"]["train"]["data_sha256"] == sha256_file(dataset / "train.sigmf-data")
     summary = loaded.metadata["training"]
     assert summary["epochs_run"] == 2 and 0 <= summary["test_accuracy"] <= 1
@@ -221,7 +224,7 @@ def test_commands_refuse_bad_input_in_one_line(trained, dataset, tmp_path, capsy
     fails("evaluate", "--model", corrupt, "--data", test, match="not a TorchScript archive")
     fails("evaluate", "--model", tmp_path / "missing.pt", "--data", test, match="no such file")
     short = tmp_path / "short"
-    rec = testing.tone_recording(1, [10], seed=7, length=64)
+    rec = shapft_testing.tone_recording(1, [10], seed=7, length=64)
     recording.write(short, rec, "64-sample frames")
     fails("attack", "--model", trained, "--data", f"{short}.sigmf-meta", "--method", "fgsm", "--eps", 0.1,
           "--out", tmp_path / "x", match="expects 128-sample frames, the recording has 64")

@@ -7,14 +7,40 @@
 
 Blocks: channel_model_source (RadioML-style frames through a dynamic channel),
 fgsm_injector (adversarial perturbations), negative_point_mask (SHAP-FT's deletion)
-and classifier_sink (TorchScript classification). The GNU-Radio-free library
-(models, attacks, SHAP, training, data I/O) lives in the same package.
-"""
+and classifier_sink (TorchScript classification). They are imported on first use, so
+`import gnuradio.shapft` (and GNU Radio Companion sizing a block's ports) does not
+load torch.
 
-from .shapft_python import read_frame_tags  # noqa: F401  (C++: lib/frame_tags.cc)
-from .channel_model_source import channel_model_source  # noqa: E402,F401
-from .classifier_sink import classifier_sink  # noqa: E402,F401
-from .fgsm_injector import fgsm_injector  # noqa: E402,F401
-from .negative_point_mask import negative_point_mask  # noqa: E402,F401
-from . import model_file, negative_points, shipped  # noqa: E402,F401  (used by the GRC YAML)
-from .demo import demo_report  # noqa: E402,F401
+Rooms: blocks/ (GNU Radio blocks and their runtime), core/ (formats, units, data),
+attacks/, models/, learn/ (training, SHAP, distillation, metrics), studies/
+(generation, reproduction, reports, figures), cli/ (the `shapft` tool).
+"""
+import importlib
+
+# name -> module that defines it (relative to this package)
+_LAZY_MODULES = {"grc": ".blocks.grc"}
+_LAZY = {
+    "channel_model_source": ".blocks.channel_model_source",
+    "fgsm_injector": ".blocks.fgsm_injector",
+    "negative_point_mask": ".blocks.negative_point_mask",
+    "classifier_sink": ".blocks.classifier_sink",
+    "read_frame_tags": ".shapft_python",
+}
+
+__all__ = sorted([*_LAZY, *_LAZY_MODULES])
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES:
+        value = importlib.import_module(_LAZY_MODULES[name], __name__)
+        globals()[name] = value
+        return value
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY, *_LAZY_MODULES])

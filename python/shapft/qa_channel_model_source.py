@@ -13,7 +13,7 @@ import pmt
 from gnuradio import blocks, gr, gr_unittest
 
 from gnuradio.shapft import channel_model_source
-from gnuradio.shapft.radioml import CLASSES
+from gnuradio.shapft.core.radioml import CLASSES
 
 DIGITAL = ["BPSK", "QPSK", "8PSK", "QAM16", "QAM64", "PAM4", "GFSK", "CPFSK", "WBFM"]
 # Line of sight only: the received power equals the transmitted power in every frame,

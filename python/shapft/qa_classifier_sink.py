@@ -14,9 +14,11 @@ import pmt
 import torch
 from gnuradio import blocks, gr, gr_unittest
 
-from gnuradio.shapft import classifier_sink, model_file, testing
-from gnuradio.shapft.radioml import CLASSES
-from gnuradio.shapft.recording import to_model_input
+from gnuradio.shapft import classifier_sink
+from gnuradio.shapft.core import model_file
+import shapft_testing
+from gnuradio.shapft.core.radioml import CLASSES
+from gnuradio.shapft.core.recording import to_model_input
 
 
 def tagged_source(frames, labels=None, snrs=None):
@@ -61,8 +63,8 @@ class qa_classifier_sink(gr_unittest.TestCase):
 
     def test_001_labels_equal_offline_predictions(self):
         for arch in ("cnn_lstm", "transformer_compact"):
-            model_path = testing.write_model(self.path(f"{arch}.pt"), arch)
-            frames = testing.random_frames(300, seed=2)
+            model_path = shapft_testing.write_model(self.path(f"{arch}.pt"), arch)
+            frames = shapft_testing.random_frames(300, seed=2)
             labels = [CLASSES[i] for i in self.rng.integers(0, 11, len(frames))]
             snrs = self.rng.choice([-10.0, 0.0, 10.0], len(frames)).tolist()
             sink, messages = self.run_sink(frames, model_path, labels, snrs, batch_size=64)
@@ -85,15 +87,15 @@ class qa_classifier_sink(gr_unittest.TestCase):
                 self.assertAlmostEqual(accuracy, float(np.mean(truth[at] == predicted[at])))
 
     def test_002_untagged_frames_have_no_accuracy(self):
-        model_path = testing.write_model(self.path("m.pt"), "transformer_compact")
-        sink, messages = self.run_sink(testing.random_frames(20), model_path)
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        sink, messages = self.run_sink(shapft_testing.random_frames(20), model_path)
         self.assertEqual(sink.frames_scored(), 20)
         self.assertTrue(np.isnan(sink.accuracy()))
         self.assertNotIn("true_label", messages[0])
 
     def test_003_bad_frames_counted_not_fatal(self):
-        model_path = testing.write_model(self.path("m.pt"), "cnn_lstm")
-        frames = testing.random_frames(50, seed=3)
+        model_path = shapft_testing.write_model(self.path("m.pt"), "cnn_lstm")
+        frames = shapft_testing.random_frames(50, seed=3)
         frames[5, 7] = np.nan
         frames[6, 0] = np.inf
         frames[7] = 0
@@ -113,8 +115,8 @@ class qa_classifier_sink(gr_unittest.TestCase):
     def test_004_foreign_tags_reported_not_counted(self):
         # Tags another tool may set: a label that is not one of the model's classes, a
         # label that is not a symbol, an SNR that is not a number, unrelated keys.
-        model_path = testing.write_model(self.path("m.pt"), "transformer_compact")
-        frames = testing.random_frames(6, seed=5)
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = shapft_testing.random_frames(6, seed=5)
         tag = gr.tag_utils.python_to_tag
         tags = [tag((0, pmt.intern("label"), pmt.intern("BPSK"))),
                 tag((1, pmt.intern("label"), pmt.intern("OOK"))),
@@ -139,9 +141,9 @@ class qa_classifier_sink(gr_unittest.TestCase):
         self.assertEqual(sink.accuracy(), float(messages[0]["label"] == "BPSK"))
 
     def test_005_results_file_written_at_stop(self):
-        model_path = testing.write_model(self.path("m.pt"), "transformer_compact")
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
         results = self.path("results.json")
-        sink, _ = self.run_sink(testing.random_frames(30), model_path, ["QPSK"] * 30, [4.0] * 30,
+        sink, _ = self.run_sink(shapft_testing.random_frames(30), model_path, ["QPSK"] * 30, [4.0] * 30,
                                 results_path=results, name="clean")
         with open(results) as f:
             saved = json.load(f)
@@ -157,7 +159,7 @@ class qa_classifier_sink(gr_unittest.TestCase):
             f.write(b"PK\x03\x04 this is not a model")
         with self.assertRaisesRegex(ValueError, "model_path: .*(not a TorchScript archive|cannot be loaded)"):
             classifier_sink(corrupt)
-        model_path = testing.write_model(self.path("m100.pt"), "cnn_lstm", frame_length=100)
+        model_path = shapft_testing.write_model(self.path("m100.pt"), "cnn_lstm", frame_length=100)
         with self.assertRaisesRegex(ValueError, "vector_length: 128 does not match the frame length 100"):
             classifier_sink(model_path, vector_length=128)
         with self.assertRaisesRegex(ValueError, "batch_size"):
@@ -168,8 +170,8 @@ class qa_classifier_sink(gr_unittest.TestCase):
     def test_007_chunks_released_in_order(self):
         # Batches of 4 on 2 workers: the sink queues chunks of 32 frames and releases
         # them as they finish; bad frames sit on chunk boundaries.
-        model_path = testing.write_model(self.path("m.pt"), "transformer_compact")
-        frames = testing.random_frames(1000, seed=6)
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = shapft_testing.random_frames(1000, seed=6)
         bad = [0, 31, 32, 63, 999]
         frames[bad] = 0
         labels = [CLASSES[i] for i in self.rng.integers(0, 11, len(frames))]

@@ -14,9 +14,12 @@ import pmt
 import torch
 from gnuradio import blocks, gr, gr_unittest
 
-from gnuradio.shapft import attacks, fgsm_injector, model_file, negative_points, pipelines, testing
-from gnuradio.shapft.radioml import CLASSES
-from gnuradio.shapft.recording import from_model_input, to_model_input
+from gnuradio.shapft import attacks, fgsm_injector
+from gnuradio.shapft.core import model_file, masks
+from gnuradio.shapft.models import masked
+import shapft_testing
+from gnuradio.shapft.core.radioml import CLASSES
+from gnuradio.shapft.core.recording import from_model_input, to_model_input
 
 
 def tagged_source(frames, labels):
@@ -32,8 +35,8 @@ class qa_fgsm_injector(gr_unittest.TestCase):
 
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
-        self.model_path = testing.write_model(os.path.join(self.dir.name, "m.pt"), "cnn_lstm")
-        self.frames = testing.random_frames(90, seed=5)
+        self.model_path = shapft_testing.write_model(os.path.join(self.dir.name, "m.pt"), "cnn_lstm")
+        self.frames = shapft_testing.random_frames(90, seed=5)
         rng = np.random.default_rng(6)
         self.labels = [CLASSES[i] for i in rng.integers(0, 11, len(self.frames))]
 
@@ -98,14 +101,14 @@ class qa_fgsm_injector(gr_unittest.TestCase):
 
     def test_005_shapft_model_attacked_through_the_deletion(self):
         drop = list(range(0, 128, 4))
-        mask = negative_points.make_mask(drop, 128, "fgsm", 0.05, "0" * 64)
-        self.model_path = testing.write_model(os.path.join(self.dir.name, "shapft.pt"), "cnn_lstm",
+        mask = masks.make_mask(drop, 128, "fgsm", 0.05, "0" * 64)
+        self.model_path = shapft_testing.write_model(os.path.join(self.dir.name, "shapft.pt"), "cnn_lstm",
                                               frame_length=128 - len(drop), mask=mask)
         out, _, injector = self.run_injector(self.frames, self.labels, eps=0.05)
         self.assertEqual(injector.frame_length, 128)
         delta = out - self.frames
         np.testing.assert_array_equal(delta[:, drop], 0)   # no gradient reaches deleted samples
-        classifier, _ = pipelines.full_frame_classifier(model_file.load(self.model_path))
+        classifier, _ = masked.full_frame_classifier(model_file.load(self.model_path))
         truth = [CLASSES.index(name) for name in self.labels]
         np.testing.assert_allclose(out, self.offline(self.frames, truth, model=classifier, eps=0.05), atol=1e-6)
 
@@ -138,7 +141,7 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         # Batches of 4 on 2 workers: chunks of 8 frames, many queued per window (the
         # labels of a chunk come from its place in the window); bad frames on chunk
         # boundaries.
-        frames = testing.random_frames(600, seed=7)
+        frames = shapft_testing.random_frames(600, seed=7)
         bad = [0, 7, 8, 15, 599]
         frames[bad] = 0
         labels = [CLASSES[i] for i in np.random.default_rng(8).integers(0, 11, len(frames))]

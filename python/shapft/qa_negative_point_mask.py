@@ -13,7 +13,9 @@ import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest
 
-from gnuradio.shapft import negative_point_mask, negative_points, testing
+from gnuradio.shapft import negative_point_mask
+from gnuradio.shapft.core import masks
+import shapft_testing
 
 DROP = [0, 3, 4, 17, 64, 100, 127]
 
@@ -31,8 +33,8 @@ class qa_negative_point_mask(gr_unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
         self.mask_path = os.path.join(self.dir.name, "mask.json")
-        negative_points.save(self.mask_path, negative_points.make_mask(DROP, 128, "fgsm", 0.05, "0" * 64))
-        self.frames = testing.random_frames(37, seed=1)
+        masks.save(self.mask_path, masks.make_mask(DROP, 128, "fgsm", 0.05, "0" * 64))
+        self.frames = shapft_testing.random_frames(37, seed=1)
 
     def tearDown(self):
         self.dir.cleanup()
@@ -64,11 +66,11 @@ class qa_negative_point_mask(gr_unittest.TestCase):
         np.testing.assert_array_equal(out, expected)
 
     def test_003_mask_from_a_shapft_model_file(self):
-        mask = negative_points.load(self.mask_path)
+        mask = masks.load(self.mask_path)
         model_path = os.path.join(self.dir.name, "shapft_model.pt")
-        testing.write_model(model_path, "cnn_lstm", frame_length=128 - len(DROP), mask=mask)
+        shapft_testing.write_model(model_path, "cnn_lstm", frame_length=128 - len(DROP), mask=mask)
         out, _ = self.run_mask(model_path, "drop")
-        np.testing.assert_array_equal(out, self.frames[:, negative_points.keep_positions(mask)])
+        np.testing.assert_array_equal(out, self.frames[:, masks.keep_positions(mask)])
 
     def test_004_bad_masks_refused(self):
         cases = {
@@ -96,7 +98,7 @@ class qa_negative_point_mask(gr_unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "mode: 'delete'"):
             negative_point_mask(self.mask_path, "delete")
         model_path = os.path.join(self.dir.name, "plain_model.pt")
-        testing.write_model(model_path, "cnn_lstm")
+        shapft_testing.write_model(model_path, "cnn_lstm")
         with self.assertRaisesRegex(ValueError, "carries no mask"):
             negative_point_mask(model_path)
 

@@ -40,9 +40,10 @@ def add_arguments(parser):
 
 def run(args):
     import numpy as np
-    from .. import attacks, model_file, recording
-    from ..evaluation import measured_psr_db, predict_logits
-    from ..radioml import class_index
+    from .. import attacks
+    from ..core import model_file, recording
+    from ..learn.metrics import measured_psr_db, predict_logits
+    from ..core.radioml import class_index
 
     common.apply_threads(args)
     if args.batch_size < 1:
@@ -93,8 +94,8 @@ def check_frame_length(loaded, rec):
 
 
 def _attack_options(args):
-    from ..budget import resolve_eps
-    from ..radioml import class_index
+    from ..core.budget import resolve_eps
+    from ..core.radioml import class_index
     try:
         resolve_eps(args.eps, args.psr_db)
     except ValueError as err:

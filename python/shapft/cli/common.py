@@ -56,7 +56,7 @@ def existing_file(path, what):
 def read_splits(data_dir, required=("train", "val", "test"), optional=()):
     """The train/val/test recordings of a dataset directory and their provenance digests.
     A missing required split, or splits of different frame lengths, is a one-line error."""
-    from .. import artifacts, recording
+    from ..core import artifacts, recording
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise CommandError(f"--data {data_dir}: not a directory")

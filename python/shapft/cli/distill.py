@@ -36,7 +36,7 @@ TEACHER_FILE = "transformer_large_pgd_at.pt"
 
 
 def add_arguments(parser):
-    from .. import distill as d
+    from ..learn import distill as d
     parser.add_argument("--data", required=True, metavar="DIR",
                         help="directory with train, val and test .sigmf-meta recordings")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -86,7 +86,9 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .. import artifacts, budget, distill, distill_plots, model_file, training
+    from ..core import artifacts, budget, model_file
+    from ..learn import distill, training
+    from ..studies.figures import distill as distill_figures
     import numpy as np
     import torch
 
@@ -249,9 +251,9 @@ def run(args):
     artifacts.write_json(out / "distill_results.json", results)
     table = markdown_table(results)
     artifacts.write_bytes(out / "distill_table.md", table.encode())
-    distill_plots.accuracy_vs_budget(results, out / "distill_budget.png")
-    distill_plots.accuracy_vs_snr(results, out / "distill_snr.png", train_psr)
-    distill_plots.transfer_heatmap(transfer, out / "distill_transfer.png")
+    distill_figures.accuracy_vs_budget(results, out / "distill_budget.png")
+    distill_figures.accuracy_vs_snr(results, out / "distill_snr.png", train_psr)
+    distill_figures.transfer_heatmap(transfer, out / "distill_transfer.png")
     print(table)
     print(f"wrote {out / 'distill_results.json'}, distill_table.md and figures in {out} "
           f"({time.perf_counter() - started:.0f} s)")
@@ -293,8 +295,8 @@ def _train_or_reuse(path, arch, request, train_fn, config, provenance, frame_len
     block["history"] = result.history
     distill.export(model, path, arch, provenance, block, frame_length)
     artifacts.write_json(path.with_suffix(".training.json"), block)
-    from .. import plots
-    plots.training_curves(result.history, path.with_suffix(".training.png"), title=path.stem)
+    from ..studies import figures
+    figures.training_curves(result.history, path.with_suffix(".training.png"), title=path.stem)
     checkpoint.unlink(missing_ok=True)
     request_file.unlink(missing_ok=True)
     log(f"wrote {path}: best epoch {result.best_epoch} of {result.epochs_run}, val accuracy "
@@ -372,7 +374,7 @@ def _students(args, distill):
 
 
 def _training_eps(args, distill):
-    from .. import budget
+    from ..core import budget
     try:
         if args.pgd_psr_db is not None:
             return budget.resolve_eps(psr_db=args.pgd_psr_db)

@@ -35,7 +35,9 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .. import artifacts, evaluation, model_file, plots, recording
+    from ..core import artifacts, model_file, recording
+    from ..learn import metrics
+    from ..studies import figures
     from .attack import check_frame_length
 
     common.apply_threads(args)
@@ -48,7 +50,7 @@ def run(args):
     attack_list = parse_attacks(args, rec.frame_length)
     options = {k: v for k, v in (("steps", args.steps), ("alpha", args.alpha)) if v is not None}
 
-    result = evaluation.evaluate(loaded.module, rec, attack_list, labels=args.labels,
+    result = metrics.evaluate(loaded.module, rec, attack_list, labels=args.labels,
                                  attack_options=options, seed=args.seed, batch_size=args.batch_size,
                                  progress=not args.quiet)
     result.update(model=str(loaded.path), model_sha256=loaded.sha256, arch=loaded.arch, data=str(meta))
@@ -58,12 +60,13 @@ def run(args):
     if args.figure:
         curves = {"clean": result["clean"]}
         curves.update((entry["description"].split(",")[0], entry) for entry in result["attacks"])
-        plots.accuracy_vs_snr(curves, args.figure, title=f"{loaded.path.name} on {meta.name}")
+        figures.accuracy_vs_snr(curves, args.figure, title=f"{loaded.path.name} on {meta.name}")
 
 
 def parse_attacks(args, frame_length):
     """[(method, eps), ...] from --attacks or --method with --eps-list/--psr-list."""
-    from .. import attacks, budget
+    from .. import attacks
+    from ..core import budget
     if args.attacks and (args.method or args.eps_list or args.psr_list):
         raise CommandError("give either --attacks or --method with --eps-list/--psr-list")
     if bool(args.method) != bool(args.eps_list or args.psr_list):

@@ -26,7 +26,7 @@ from . import common
 
 
 def add_arguments(parser):
-    from ..explain import ALPHA_SCHEMES, ENGINES, OUTPUT_TRANSFORMS
+    from ..learn.explain import ALPHA_SCHEMES, ENGINES, OUTPUT_TRANSFORMS
     parser.add_argument("--model", required=True, metavar="MODEL.pt", help="TorchScript model file")
     parser.add_argument("--background", required=True, metavar="REC.sigmf-meta",
                         help="recording the background frames are drawn from (e.g. tiny-train)")
@@ -55,7 +55,8 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .. import artifacts, explain, model_file, recording
+    from ..core import artifacts, model_file, recording
+    from ..learn import explain
 
     _check_options(args)
     common.apply_threads(args)
@@ -120,7 +121,7 @@ def _check_options(args):
 
 
 def _read(path, option, frame_length):
-    from .. import recording
+    from ..core import recording
     rec = recording.read(common.existing_file(recording.paths(path)[0], option))
     if rec.frame_length != frame_length:
         raise common.CommandError(f"{option} {path}: frames of {rec.frame_length} samples, "

@@ -33,7 +33,8 @@ def add_arguments(parser):
 
 def run(args):
     import sys
-    from .. import evaluation, finetune, model_file, negative_points, recording
+    from ..learn import metrics, finetune
+    from ..core import model_file, masks, recording
     common.apply_threads(args)
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -47,11 +48,11 @@ def run(args):
     if args.method in ("shapft", "random"):
         if not args.mask:
             raise common.CommandError(f"--method {args.method} needs --mask")
-        mask = negative_points.load(args.mask)
-        negative_points.check_fits_model(mask, loaded, force=args.force)
+        mask = masks.load(args.mask)
+        masks.check_fits_model(mask, loaded, force=args.force)
         if args.method == "random":
-            mask = negative_points.make_mask(
-                negative_points.random_positions(mask["m"], mask["frame_length"], args.seed),
+            mask = masks.make_mask(
+                masks.random_positions(mask["m"], mask["frame_length"], args.seed),
                 mask["frame_length"], mask.get("attack"), mask.get("eps"), loaded.sha256,
                 selection=f"random (seed {args.seed}), m of {args.mask}")
     if args.method == "at_fgsm" and args.eps is None:
@@ -64,7 +65,7 @@ def run(args):
         if target.frame_length != loaded.frame_length:
             raise common.CommandError(f"--evaluate frames have {target.frame_length} samples, the model "
                                       f"takes {loaded.frame_length}")
-    keep = negative_points.keep_positions(mask) if mask else None
+    keep = masks.keep_positions(mask) if mask else None
     model, result = finetune.finetune(finetune.cnn_lstm_from(loaded), data.model_input(), data.labels,
                                       data.snr_db, args.method, keep=keep, eps=args.eps, seed=args.seed,
                                       epochs=args.epochs, patience=args.patience,
@@ -80,6 +81,6 @@ def run(args):
         x = target.model_input()
         if keep is not None:
             x = x[:, :, keep]
-        predictions = evaluation.predict_logits(model, x).argmax(axis=1)
-        report = evaluation.accuracy_report(target.labels, predictions, target.snr_db)
+        predictions = metrics.predict_logits(model, x).argmax(axis=1)
+        report = metrics.accuracy_report(target.labels, predictions, target.snr_db)
         print(f"{args.evaluate}: accuracy {100 * report['accuracy']:.1f}% over {len(target)} frames")

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from . import common
-from ..radioml import CLASSES
+from ..core.radioml import CLASSES
 
 
 def add_arguments(parser):
@@ -51,8 +51,9 @@ def parse_snrs(text):
 
 
 def _custom(args, out):
-    from .. import generate, recording
-    from ..channel_model_source import validate_settings
+    from ..studies import generate
+    from ..core import recording
+    from ..blocks.channel_model_source import validate_settings
     if args.frames is None or args.frames < 1:
         raise common.CommandError(f"--frames must be >= 1 for --preset custom, got {args.frames}")
     modulations = [m.strip() for m in args.modulations.split(",") if m.strip()]
@@ -71,7 +72,7 @@ def _custom(args, out):
 
 
 def run(args):
-    from .. import generate
+    from ..studies import generate
     out = common.writable_dir(args.out)
     if args.workers < 1:
         raise common.CommandError(f"--workers must be >= 1, got {args.workers}")

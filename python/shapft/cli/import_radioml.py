@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import common
-from ..radioml import CLASSES
+from ..core.radioml import CLASSES
 
 
 def add_arguments(parser):
@@ -43,7 +43,7 @@ def _detect(path):
 
 
 def run(args):
-    from .. import radioml_import, recording
+    from ..core import radioml_import, recording
     source = common.existing_file(args.input, "input")
     try:
         fractions = [float(v) for v in args.split.split(",")]

@@ -29,29 +29,30 @@ def add_arguments(parser):
 
 def run(args):
     from pathlib import Path
-    from .. import budget, explain, negative_points
+    from ..core import budget, masks
+    from ..learn import explain
     out = Path(args.out)
     if out.exists() and not args.force:
         raise common.CommandError(f"{out} exists; pass --force to overwrite")
     eps = budget.resolve_eps(args.eps, args.psr_db)
     content = explain.load(common.existing_file(args.shap, "--shap"))
     try:
-        values = negative_points.true_class_values(content)
+        values = masks.true_class_values(content)
     except ValueError as err:
         raise common.CommandError(str(err)) from None
-    drop, sums, rule, n_frames = negative_points.find(values, content["labels"], content["predicted"],
+    drop, sums, rule, n_frames = masks.find(values, content["labels"], content["predicted"],
                                                       eps, args.frames, args.normalise)
     if n_frames == 0:
         raise common.CommandError(f"rule {rule!r} selects no frames (the model gets every attacked frame "
                                   "right); use --frames all")
-    mask = negative_points.make_mask(
+    mask = masks.make_mask(
         drop, values.shape[-1], args.attack, eps, content["model_sha256"],
         psr_db=budget.eps_to_psr_db(eps), frame_rule=rule, frames_used=n_frames,
         normalise=args.normalise, shap_output=content["output"], nsamples=content["nsamples"],
         shap_seed=content["seed"], explained_sha256=content["data_sha256"])
-    negative_points.save(out, mask)
+    masks.save(out, mask)
     if args.figure:
-        from .. import report_figures
-        report_figures.shapley_sums({eps: (sums, drop)}, args.figure)
+        from ..studies.figures import shapft as shapft_figures
+        shapft_figures.shapley_sums({eps: (sums, drop)}, args.figure)
     print(f"{out}: m = {len(drop)} negative points of {values.shape[-1]} "
           f"({rule} rule, {n_frames} frames, {budget.describe(eps)})")

@@ -19,8 +19,8 @@ def add_arguments(parser):
 def _frames_from_source(snr_db, seed):
     from gnuradio import blocks, gr
     import pmt
-    from ..channel_model_source import channel_model_source
-    from ..radioml import CLASSES
+    from ..blocks.channel_model_source import channel_model_source
+    from ..core.radioml import CLASSES
     tb = gr.top_block()
     tb.source = channel_model_source(CLASSES, [snr_db], num_frames=len(CLASSES), seed=seed)
     tb.sink = blocks.vector_sink_c(128)
@@ -32,8 +32,8 @@ def _frames_from_source(snr_db, seed):
 
 
 def _frames_from_recording(path):
-    from .. import recording
-    from ..radioml import CLASSES
+    from ..core import recording
+    from ..core.radioml import CLASSES
     data = recording.read(path)
     chosen = {}
     for index, name in enumerate(CLASSES):
@@ -47,7 +47,7 @@ def plot(frames, title, out):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from .. import artifacts
+    from ..core import artifacts
     rows = (len(frames) + 1) // 2
     fig, axes = plt.subplots(rows, 4, figsize=(13, 2.1 * rows),
                              gridspec_kw={"width_ratios": [2.4, 1, 2.4, 1]})

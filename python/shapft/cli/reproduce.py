@@ -34,7 +34,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from .. import reproduce
+    from ..studies import reproduce
     if args.workers < 1:
         raise common.CommandError(f"--workers must be >= 1, got {args.workers}")
     out = common.writable_dir(args.out)

@@ -48,8 +48,11 @@ def add_arguments(parser):
 
 def run(args):
     import torch
-    from .. import artifacts, model_file, models, plots, training
-    from ..evaluation import HIGH_SNR_DB, accuracy_report, predict_logits
+    from ..core import artifacts, model_file
+    from .. import models
+    from ..studies import figures
+    from ..learn import training
+    from ..learn.metrics import HIGH_SNR_DB, accuracy_report, predict_logits
 
     common.apply_threads(args)
     config = _config(args)
@@ -86,16 +89,16 @@ def run(args):
     stem = out.with_suffix("")
     artifacts.write_json(f"{stem}.training.json",
                          {"summary": summary, "history": result.history, "test": test_report})
-    plots.training_curves(result.history, f"{stem}.training.png", title=f"{args.arch} training")
+    figures.training_curves(result.history, f"{stem}.training.png", title=f"{args.arch} training")
     if test_report:
-        plots.accuracy_vs_snr({args.arch: test_report}, f"{stem}.snr.png",
+        figures.accuracy_vs_snr({args.arch: test_report}, f"{stem}.snr.png",
                               title=f"{args.arch}: test accuracy vs SNR")
-        plots.confusion_matrix(test_report["confusion"], test_report["classes"], f"{stem}.confusion.png",
+        figures.confusion_matrix(test_report["confusion"], test_report["classes"], f"{stem}.confusion.png",
                                title=f"{args.arch}: test confusion (all SNRs)")
         high = test.snr_db >= HIGH_SNR_DB
         if high.any():
             high_report = accuracy_report(test.labels[high], predictions[high])
-            plots.confusion_matrix(high_report["confusion"], high_report["classes"],
+            figures.confusion_matrix(high_report["confusion"], high_report["classes"],
                                    f"{stem}.confusion_high_snr.png",
                                    title=f"{args.arch}: test confusion (SNR >= {HIGH_SNR_DB:g} dB)")
     checkpoint.unlink(missing_ok=True)
@@ -103,7 +106,7 @@ def run(args):
 
 
 def _config(args):
-    from ..training import TrainConfig
+    from ..learn.training import TrainConfig
     try:
         return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            patience=args.patience, min_delta=args.min_delta, seed=args.seed)

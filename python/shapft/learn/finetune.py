@@ -16,8 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import attacks, model_file, training
-from .models import CnnLstm
+from .. import attacks
+from ..core import model_file
+from . import training
+from ..models import CnnLstm
 
 METHODS = ("shapft", "random", "direct", "at_fgsm")
 FINETUNE_DENSE_UNITS = 128

@@ -47,9 +47,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import artifacts, attacks, budget, model_file, models, training
-from .evaluation import accuracy_report, measured_psr_db, predict_logits
-from .radioml import FRAME_LENGTH
+from ..core import artifacts, budget, model_file
+from .. import attacks, models
+from . import training
+from .metrics import accuracy_report, measured_psr_db, predict_logits
+from ..core.radioml import FRAME_LENGTH
 
 TEACHER_ARCH = "transformer_large"
 STUDENT_ARCH = "transformer_compact"

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import budget
-from .radioml import FRAME_LENGTH
+from ..core import budget
+from ..core.radioml import FRAME_LENGTH
 
 
 class Attack:

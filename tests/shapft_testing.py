@@ -6,9 +6,10 @@ saved with metadata as gr-shapft model files, loaded back by the blocks.
 import numpy as np
 import torch
 
-from . import model_file, models
-from .radioml import CLASSES
-from .recording import Recording
+from gnuradio.shapft import models
+from gnuradio.shapft.core import model_file
+from gnuradio.shapft.core.radioml import CLASSES
+from gnuradio.shapft.core.recording import Recording
 
 
 def small_cnn_lstm(seed=0):

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import torch
 
-from . import attacks as attacks_module
-from .radioml import CLASSES
+from .. import attacks as attacks_module
+from ..core.radioml import CLASSES
 
 HIGH_SNR_DB = 10.0   # "high SNR" accuracy counts frames at or above this SNR
 

@@ -5,6 +5,9 @@ CLASSES = ("8PSK", "AM-DSB", "AM-SSB", "BPSK", "CPFSK", "GFSK",
            "PAM4", "QAM16", "QAM64", "QPSK", "WBFM")
 SNRS_DB = tuple(range(-20, 20, 2))
 FRAME_LENGTH = 128
+# Stream tags that carry a frame's class name and SNR (dB) on its vector item.
+LABEL_TAG_KEY = "label"
+SNR_TAG_KEY = "snr_db"
 SAMPLE_RATE_HZ = 200e3
 
 

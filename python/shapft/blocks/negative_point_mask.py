@@ -2,7 +2,7 @@
 import numpy as np
 from gnuradio import gr
 
-from . import negative_points
+from ..core import masks
 
 # GNU Radio's default buffer holds ~32 frames: a classifier sink downstream would
 # classify in batches that small. GRC's Min Output Buffer, when set, overrides it.
@@ -19,10 +19,10 @@ class negative_point_mask(gr.sync_block):
     """
 
     def __init__(self, mask_path, mode="drop"):
-        if mode not in negative_points.MODES:
-            raise ValueError(f"mode: {mode!r} is not one of {', '.join(negative_points.MODES)}")
+        if mode not in masks.MODES:
+            raise ValueError(f"mode: {mode!r} is not one of {', '.join(masks.MODES)}")
         try:
-            self.mask = negative_points.load(mask_path)
+            self.mask = masks.load(mask_path)
         except (FileNotFoundError, ValueError) as err:
             raise ValueError(f"mask_path: {err}") from None
         self.mode = mode
@@ -32,7 +32,7 @@ class negative_point_mask(gr.sync_block):
                                in_sig=[(np.complex64, self.frame_length)],
                                out_sig=[(np.complex64, self.output_length)])
         self.set_min_output_buffer(MIN_OUTPUT_FRAMES)
-        self.keep = negative_points.keep_positions(self.mask)
+        self.keep = masks.keep_positions(self.mask)
         self.drop = np.asarray(self.mask["drop"], dtype=np.int64)
 
     def work(self, input_items, output_items):

@@ -1,14 +1,95 @@
-"""How the model-running blocks keep their workers busy: a block's frames go to the
-workers in chunks as they arrive and come back to GNU Radio in order once computed,
-so the workers never wait for the block's own thread (nor it for them, while a chunk
-is done). Free of GNU Radio: the blocks say where a window starts."""
+"""What the model-running blocks (fgsm_injector, classifier_sink) run on, free of
+GNU Radio: loading the model with checked settings, torch work on worker threads
+that each use one core, and the chunk queue that keeps those workers busy while
+frames come back to GNU Radio in order."""
 import collections
 import concurrent.futures
 import dataclasses
+import threading
 
 import numpy as np
+import torch
 
-from .torch_threads import BatchWorkers
+from ..core import model_file
+
+
+def load_model(model_path, batch_size, num_threads):
+    """The block's TorchScript model; bad settings are refused naming the parameter.
+
+    Loaded (and shape-checked, which runs the model) in a short-lived thread, not on the
+    flowgraph's main thread: libgomp, torch's OpenMP runtime, keeps a team of worker
+    threads for every thread that has run parallel torch code. A team kept by the main
+    thread would live as long as the flowgraph; with more OpenMP threads than cores
+    libgomp stops spin-waiting in all of them, and every parallel operation of any
+    other torch code in the process ends in a futex sleep and wake-up (a block with 2
+    intra-op threads ran ~1.5x slower, BENCHMARKS.md). A short-lived thread's team
+    ends with it.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    if num_threads < 0:
+        raise ValueError(f"num_threads: must be >= 0 (0 = torch's default), got {num_threads}")
+    try:
+        # Leaving the with block joins the worker thread, and its team ends with it.
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shapft-load") as loader:
+            return loader.submit(model_file.load, model_path).result()
+    except (FileNotFoundError, ValueError) as err:
+        raise ValueError(f"model_path: {err}") from None
+
+
+def check_vector_length(vector_length, frame_length, model_path):
+    """Refuse a stated vector length (0 = take the model's) the model cannot classify."""
+    if vector_length and vector_length != frame_length:
+        raise ValueError(f"vector_length: {vector_length} does not match the frame length "
+                         f"{frame_length} of {model_path}")
+
+
+def set_thread_torch_threads(count):
+    """Make torch use `count` intra-op threads in the calling thread, whatever other
+    threads set. torch.set_num_threads sets the calling thread's OpenMP thread count
+    and a process-wide default; a thread's first parallel operation (or first
+    get_num_threads) resets its own count to that default, so a count set before it
+    is lost when another thread set a different one in between. Initialising first
+    makes the count stick."""
+    torch.get_num_threads()
+    torch.set_num_threads(count)
+
+
+class BatchWorkers:
+    """`count` worker threads that run torch on one thread each; submit() hands them
+    batches, to run side by side.
+
+    This uses several cores by running whole batches at once rather than splitting
+    each operation across torch's OpenMP threads: a parallel operation ends at a
+    barrier where its threads wait for the slowest, so when another thread of the
+    flowgraph takes a core from one of them, the others wait too, hundreds of times
+    per batch; batches on separate threads never wait for one another (BENCHMARKS.md:
+    the classifier sink at 2 threads). torch releases the GIL while it computes.
+    `prepare` runs once in each worker before any batch (a model's warm-up).
+    """
+
+    def __init__(self, count, prepare):
+        if count < 1:
+            raise ValueError(f"count: must be >= 1, got {count}")
+        self.count = count
+        self._pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="shapft-torch")
+        started = threading.Barrier(count)
+
+        def start_worker():
+            started.wait()   # holds each start until all `count` run: one per worker thread
+            set_thread_torch_threads(1)
+            prepare()
+
+        for started_worker in [self.submit(start_worker) for _ in range(count)]:
+            started_worker.result()
+
+    def submit(self, function, *args):
+        """A Future of function(*args), computed by the next free worker."""
+        return self._pool.submit(function, *args)
+
+    def close(self):
+        """Stop the workers; what is queued and not started is dropped."""
+        self._pool.shutdown(cancel_futures=True)
 
 
 def frame_validity(frames):

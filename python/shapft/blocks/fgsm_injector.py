@@ -5,10 +5,11 @@ import numpy as np
 import torch
 from gnuradio import gr
 
-from . import attacks, pipelines
-from .block_support import check_vector_length, load_model, window_tags
-from .chunk_queue import ChunkQueue
-from .recording import from_model_input, to_model_input
+from .. import attacks
+from ..models import masked
+from .runtime import ChunkQueue, check_vector_length, load_model
+from .tags import window_tags
+from ..core.recording import from_model_input, to_model_input
 
 LABEL_SOURCES = ("tag", "predicted")
 CHUNK_BATCHES = 1        # per worker: a batch takes long enough that releases cost little
@@ -30,7 +31,7 @@ class fgsm_injector(gr.sync_block):
 
     Speed: `num_threads` worker threads (0: torch's default, one per core) attack
     batches of up to `batch_size` frames side by side, one torch thread each
-    (torch_threads.BatchWorkers says why), while this block's thread queues the next
+    (runtime.BatchWorkers says why), while this block's thread queues the next
     frames and passes on the perturbed ones, in order (chunk_queue). A change of
     settings applies from the next frames queued. PGD draws its random starts per
     batch, so the start a frame gets depends on how frames fall into batches.
@@ -43,7 +44,7 @@ class fgsm_injector(gr.sync_block):
         self.model = load_model(model_path, batch_size, num_threads)
         self.num_threads = int(num_threads) or torch.get_num_threads()
         self.chunks = None
-        self.classifier, self.frame_length = pipelines.full_frame_classifier(self.model)
+        self.classifier, self.frame_length = masked.full_frame_classifier(self.model)
         check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_fgsm_injector",
                                in_sig=[(np.complex64, self.frame_length)],

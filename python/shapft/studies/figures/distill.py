@@ -4,7 +4,7 @@ training budget), and the transferability heat map. Drawn with plots.new_figure 
 save_figure (Agg canvas, atomic writes)."""
 import numpy as np
 
-from .plots import new_figure, save_figure
+from . import new_figure, save_figure
 
 
 def _label(name):

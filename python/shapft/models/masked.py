@@ -8,7 +8,7 @@ flows through the deletion: what an attacker who knows the defence differentiate
 import torch
 from torch import nn
 
-from . import negative_points
+from ..core import masks
 
 
 class MaskedClassifier(nn.Module):
@@ -26,5 +26,5 @@ def full_frame_classifier(loaded):
     carries a mask, the model behind the deletion of the mask's positions."""
     if loaded.mask is None:
         return loaded.module, loaded.frame_length
-    keep = torch.as_tensor(negative_points.keep_positions(loaded.mask), dtype=torch.long)
+    keep = torch.as_tensor(masks.keep_positions(loaded.mask), dtype=torch.long)
     return MaskedClassifier(loaded.module, keep).eval(), int(loaded.mask["frame_length"])

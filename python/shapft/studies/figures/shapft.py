@@ -1,8 +1,8 @@
 """The SHAP-FT paper's figures, from our own runs (Fig. 4 to 7)."""
 import numpy as np
 
-from . import artifacts
-from .radioml import CLASSES
+from ...core import artifacts
+from ...core.radioml import CLASSES
 
 
 def _pyplot():

@@ -6,11 +6,11 @@ import pmt
 import torch
 from gnuradio import gr
 
-from . import artifacts
-from .block_support import check_vector_length, load_model, window_tags
-from .chunk_queue import ChunkQueue
+from ..core import artifacts
+from .runtime import ChunkQueue, check_vector_length, load_model
+from .tags import window_tags
 from .tally import Tally
-from .recording import to_model_input
+from ..core.recording import to_model_input
 
 CLASSIFICATION_PORT = pmt.intern("classification")
 CHUNK_BATCHES = 4   # per worker: fewer, larger releases cost this thread less (a batch is quick)
@@ -29,7 +29,7 @@ class classifier_sink(gr.sync_block):
     Speed: `num_threads` worker threads (0: torch's default, one per core) classify
     batches of up to `batch_size` frames side by side, one torch thread each, while
     this block's thread checks, tags and reports the frames before and after them
-    (torch_threads.BatchWorkers says why workers rather than intra-op threads).
+    (runtime.BatchWorkers says why workers rather than intra-op threads).
     Frames are consumed in order, once classified (chunk_queue). Batches fill as far
     as the upstream buffer allows: the injector and the mask reserve large output
     buffers; after another block, set its min output buffer (GRC: Advanced > Min

@@ -15,8 +15,6 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import torch
-
 from . import artifacts
 from .radioml import CLASSES
 
@@ -28,7 +26,7 @@ OUTPUT_CONVENTION = "logits [B, C] (no softmax)"
 
 @dataclasses.dataclass
 class LoadedModel:
-    module: torch.jit.ScriptModule
+    module: object   # torch.jit.ScriptModule
     metadata: dict
     sha256: str
     path: Path
@@ -80,6 +78,7 @@ def build_metadata(model, arch, frame_length, provenance, mask=None, training=No
 
 def save(model, path, metadata):
     """Script `model` (in eval mode) and write it atomically with its metadata."""
+    import torch
     missing = {"arch", "classes", "frame_length"} - set(metadata)
     if missing:
         raise ValueError(f"model metadata lacks {sorted(missing)}")
@@ -133,6 +132,7 @@ def full_frame_length_of(path):
 
 def load(path):
     """Load and check a model file; any problem is a ValueError naming the file."""
+    import torch  # here, not at the top: reading metadata (GRC, port sizes) needs no torch
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
@@ -162,6 +162,7 @@ def load(path):
 
 
 def _check_shapes(loaded):
+    import torch
     probe = torch.zeros(1, 2, loaded.frame_length)
     try:
         with torch.no_grad():

@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import torch
 
-from . import artifacts
+from ..core import artifacts
 
 OUTPUT_TRANSFORMS = ("logit", "softmax")
 ALPHA_SCHEMES = ("shap", "stratified")

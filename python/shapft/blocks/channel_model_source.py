@@ -11,15 +11,14 @@ import pmt
 from gnuradio import channels, gr
 
 from . import transmitters
-from .radioml import CLASSES, FRAME_LENGTH, SAMPLE_RATE_HZ, SNRS_DB
+from ..core.radioml import CLASSES, FRAME_LENGTH, SAMPLE_RATE_HZ, SNRS_DB
+from .tags import LABEL_TAG, SNR_TAG
 
 # RadioML 2016.10a's channel (its generator script): slow SRO and CFO random walks,
 # Rician (K=4) fading with a 3-path delay profile and 1 Hz Doppler.
 DEFAULT_CHANNEL = dict(sro_std_hz=0.01, sro_max_hz=50.0, cfo_std_hz=0.01, cfo_max_hz=500.0,
                        fading_sinusoids=8, doppler_hz=1.0, rician_k=4.0,
                        delays=(0.0, 0.9, 1.7), mags=(1.0, 0.8, 0.3), fading_taps=8)
-LABEL_TAG = pmt.intern("label")
-SNR_TAG = pmt.intern("snr_db")
 
 
 def noise_amplitude(snr_db):

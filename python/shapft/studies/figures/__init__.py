@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from . import artifacts
+from ...core import artifacts
 
 
 def new_figure(width=6.4, height=4.2):

@@ -13,9 +13,9 @@ import pmt
 from gnuradio import blocks, gr
 from tqdm import tqdm
 
-from . import recording as rec
-from .channel_model_source import DEFAULT_CHANNEL, channel_model_source
-from .radioml import CLASSES, FRAME_LENGTH, SNRS_DB
+from ..core import recording as rec
+from ..blocks.channel_model_source import DEFAULT_CHANNEL, channel_model_source
+from ..core.radioml import CLASSES, FRAME_LENGTH, SNRS_DB
 
 # Frames drawn from one transmitter+channel chain before a new, independent chain is
 # used. The channel's fading (1 Hz Doppler) is nearly static over a chain's few

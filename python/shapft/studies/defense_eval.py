@@ -11,19 +11,22 @@ import json
 import numpy as np
 import torch
 
-from . import artifacts, attacks, budget, evaluation, model_file, negative_points, pipelines, recording
+from ..core import artifacts, budget, model_file, masks, recording
+from .. import attacks
+from ..learn import metrics
+from ..models import masked
 
 METHODS = ("direct", "at_fgsm", "shapft", "random")
 
 
 def accuracy(module, x, labels):
-    return float(np.mean(evaluation.predict_logits(module, x).argmax(axis=1) == labels))
+    return float(np.mean(metrics.predict_logits(module, x).argmax(axis=1) == labels))
 
 
 def score_model(path, clean, attacked, eps, seed):
     """clean / attacked / adaptive accuracy of one model file on adv-data frames."""
     loaded = model_file.load(path)
-    classifier, _ = pipelines.full_frame_classifier(loaded)   # deletion + model, full frames in
+    classifier, _ = masked.full_frame_classifier(loaded)   # deletion + model, full frames in
     x_clean = torch.from_numpy(clean.model_input())
     x_attacked = torch.from_numpy(attacked.model_input())
     adaptive = attacks.attack_array(attacks.FGSM(classifier, eps=eps, seed=seed),
@@ -46,14 +49,14 @@ def evaluate_all(pipeline, path, progress=True, log=print):
         key = f"{eps:g}"
         entry = results.setdefault(key, {"eps": eps, "psr_db": budget.eps_to_psr_db(eps)})
         attacked = recording.read(pipeline.attacked(eps, "adv-data"))
-        mask = negative_points.load(pipeline.mask(eps))
+        mask = masks.load(pipeline.mask(eps))
         entry.update(m=mask["m"], frame_rule=mask.get("frame_rule"), frames_used=mask.get("frames_used"))
         if "original" not in entry:
             entry["original"] = {
                 "clean": accuracy(original.module, torch.from_numpy(clean.model_input()), clean.labels),
                 "attacked": accuracy(original.module, torch.from_numpy(attacked.model_input()), attacked.labels),
-                "attacked_per_snr": evaluation.accuracy_report(
-                    attacked.labels, evaluation.predict_logits(original.module, attacked.model_input()).argmax(1),
+                "attacked_per_snr": metrics.accuracy_report(
+                    attacked.labels, metrics.predict_logits(original.module, attacked.model_input()).argmax(1),
                     attacked.snr_db)["per_snr"]}
         for method in METHODS:
             seeds = preset.at_fgsm_seeds if method == "at_fgsm" else preset.seeds

@@ -12,7 +12,7 @@ import numpy as np
 from gnuradio import analog, blocks, digital, fft, filter, gr
 
 from . import program_material
-from .radioml import CLASSES, SAMPLE_RATE_HZ
+from ..core.radioml import CLASSES, SAMPLE_RATE_HZ
 
 SAMPLES_PER_SYMBOL = 8
 RRC_ROLLOFF = 0.35

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import artifacts, negative_points
+from ..core import artifacts, masks
 
 STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "distill", "report")
 
@@ -168,7 +168,8 @@ class Pipeline:
 
     # --- stages ----------------------------------------------------------------------
     def stage_data(self):
-        from . import generate, recording
+        from . import generate
+        from ..core import recording
         if self.preset.data == "presets":
             for preset, folder in (("small", self.small), ("tiny", self.tiny)):
                 if not all(recording.exists(folder / split) for split in generate.PRESETS[preset]):
@@ -182,7 +183,8 @@ class Pipeline:
             self._write_split(self.tiny, "tiny-test", generate.spread_counts(MICRO_TINY_TEST_PER_CLASS, self.seed))
 
     def _write_split(self, folder, split, counts):
-        from . import generate, recording
+        from . import generate
+        from ..core import recording
         data = generate.generate_split(counts, self.seed, split, workers=self.workers, progress=False)
         data.info = {"generator": {"preset": "micro", "split": split, "seed": self.seed}}
         recording.write(folder / split, data, generate.DESCRIPTIONS[split], overwrite=True)
@@ -223,7 +225,7 @@ class Pipeline:
         tiny_train = self.tiny / "tiny-train.sigmf-meta"
         common = ["--model", self.original, "--data", tiny_train, "--epochs", p.finetune_epochs,
                   "--patience", p.finetune_patience]
-        m = {eps: negative_points.load(self.mask(eps))["m"] for eps in p.eps_levels}
+        m = {eps: masks.load(self.mask(eps))["m"] for eps in p.eps_levels}
         jobs, same_as_direct = [], []   # seed by seed, so the first seed's models are ready first
         for seed in p.seeds:
             jobs.append((self.finetuned("direct", seed), ["--method", "direct"], seed))

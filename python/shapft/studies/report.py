@@ -7,9 +7,11 @@ import math
 
 import numpy as np
 
-from . import artifacts, budget, defense_eval, evaluation, explain, model_file, negative_points, recording
-from . import report_figures
-from .radioml import CLASSES
+from ..core import artifacts, budget, model_file, masks, recording
+from . import defense_eval
+from ..learn import metrics, explain
+from .figures import shapft as shapft_figures
+from ..core.radioml import CLASSES
 
 BAR_RECOVERED_FRACTION = 0.5          # SHAP-FT must win back at least half of what FGSM took
 BAR_GAIN_POINTS = 0.15                # ... and 15 points at eps 0.075 and 0.1
@@ -26,8 +28,8 @@ def _figure_paths(out):
 
 def _sums(pipeline, eps):
     content = explain.load(pipeline.shap_values(eps))
-    mask = negative_points.load(pipeline.mask(eps))
-    drop, sums, _, _ = negative_points.find(negative_points.true_class_values(content), content["labels"], content["predicted"],
+    mask = masks.load(pipeline.mask(eps))
+    drop, sums, _, _ = masks.find(masks.true_class_values(content), content["labels"], content["predicted"],
                                             eps, mask.get("frame_rule", "auto"), mask.get("normalise", "none"))
     if drop != mask["drop"]:
         raise RuntimeError(f"{pipeline.mask(eps)} does not follow from {pipeline.shap_values(eps)}")
@@ -35,16 +37,16 @@ def _sums(pipeline, eps):
 
 
 def _predictions(module, rec):
-    return evaluation.predict_logits(module, rec.model_input()).argmax(axis=1)
+    return metrics.predict_logits(module, rec.model_input()).argmax(axis=1)
 
 
 def figures(pipeline, evaluation_results):
     paths = _figure_paths(pipeline.out)
     levels = pipeline.preset.eps_levels
-    report_figures.shapley_sums({eps: _sums(pipeline, eps) for eps in levels}, paths["fig4"])
+    shapft_figures.shapley_sums({eps: _sums(pipeline, eps) for eps in levels}, paths["fig4"])
     first = levels[0]
     predicted_values = explain.load(pipeline.shap_values(first, "predicted"))
-    report_figures.shapley_heatmap_and_confusion(predicted_values["labels"], predicted_values["predicted"],
+    shapft_figures.shapley_heatmap_and_confusion(predicted_values["labels"], predicted_values["predicted"],
                                                  predicted_values["shap_values"], paths["fig5"], first)
     original = model_file.load(pipeline.original).module
     tiny_adv = recording.read(pipeline.attacked(first, "tiny-test"))
@@ -54,7 +56,7 @@ def figures(pipeline, evaluation_results):
         confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=int)
         np.add.at(confusion, (rec.labels, _predictions(original, rec)), 1)
         confusions.append(confusion)
-    report_figures.confusion_pair(*confusions, (f"tiny-adv ({len(tiny_adv)} frames), eps {first:g}",
+    shapft_figures.confusion_pair(*confusions, (f"tiny-adv ({len(tiny_adv)} frames), eps {first:g}",
                                                 f"adv-data ({len(adv_data)} frames), eps {first:g}"),
                                   paths["fig6"])
     series = {}
@@ -76,7 +78,7 @@ def figures(pipeline, evaluation_results):
     adaptive = [defense_eval.summarise(evaluation_results[f"{eps:g}"]["shapft"])["adaptive"] for eps in levels]
     series["SHAP-FT, FGSM against itself (adaptive)"] = (list(levels), [a["mean"] for a in adaptive],
                                                         [a["std"] for a in adaptive], "C0:D")
-    report_figures.accuracy_vs_eps(series, paths["fig7"], "FGSM on adv-data: the four methods of the paper's "
+    shapft_figures.accuracy_vs_eps(series, paths["fig7"], "FGSM on adv-data: the four methods of the paper's "
                                    "Fig. 7, the random control and the adaptive attack")
     return {k: str(v.relative_to(pipeline.out)) for k, v in paths.items()}
 
@@ -192,9 +194,9 @@ def write(pipeline):
     stages = pipeline.stages()
     distill_path = pipeline.out / "distill" / "distill_results.json"
     distill = json.loads(distill_path.read_text()) if distill_path.exists() else None
-    masks = {f"{eps:g}": negative_points.load(pipeline.mask(eps)) for eps in pipeline.preset.eps_levels}
+    eps_masks = {f"{eps:g}": masks.load(pipeline.mask(eps)) for eps in pipeline.preset.eps_levels}
     results = {"preset": pipeline.preset.name, "seed": pipeline.seed, "shapft": rows, "bars": bars,
-               "masks": masks, "figures": figure_paths, "stages": stages, "distillation": distill}
+               "masks": eps_masks, "figures": figure_paths, "stages": stages, "distillation": distill}
     artifacts.write_json(pipeline.out / "results.json", results)
     text = markdown(pipeline, rows, bars, figure_paths, stages, distill)
     artifacts.write_bytes(pipeline.out / "report.md", text.encode())

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import artifacts
+from ..core import artifacts
 
 CHECKPOINT_FORMAT = "shapft-checkpoint/1"
 
