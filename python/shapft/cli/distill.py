@@ -88,6 +88,7 @@ def add_arguments(parser):
 def run(args):
     from ..core import artifacts, budget, model_file
     from ..learn import distill, training
+    from ..core.splits import stratified_subset
     from ..studies.figures import distill as distill_figures
     import numpy as np
     import torch
@@ -170,7 +171,7 @@ def run(args):
 
     # 3. evaluation
     test = splits["test"]
-    index = distill.stratified_subset(test.labels, test.snr_db, args.eval_frames, seed=args.seed)
+    index = stratified_subset(test.labels, test.snr_db, args.eval_frames, seed=args.seed)
     x_test, y_test, snr_test = test.model_input()[index], test.labels[index], test.snr_db[index]
     attack_list = distill.eval_attacks(budgets, eps, frame_length)
     train_psr = round(budget.eps_to_psr_db(eps, "linf"), 6)

@@ -3,6 +3,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -38,3 +39,53 @@ def sha256_file(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_new_output(path, force=False, option="--out"):
+    """Refuse to overwrite an existing file unless `force`, or a directory where a file
+    goes; the error names the option that gave the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a directory")
+    if path.exists() and not force:
+        raise FileExistsError(f"{option} {path} exists; pass --force to overwrite it")
+    return path
+
+
+def writable_dir(path, force=False, expect=(), option="--out"):
+    """Create directory `path` if needed and check it is writable. With `expect` (file
+    names), refuse when any exists unless force."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"{option} {path}: cannot create it ({err.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"{option} {path}: not writable")
+    if not force:
+        for name in expect:
+            check_new_output(path / name, option=option)
+    return path
+
+
+def existing_file(path, option):
+    """`path` as a Path if it is a file; else a FileNotFoundError naming the option."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{option} {path}: no such file")
+    return path
+
+
+def command_line(command, *options):
+    """The `shapft` command that remakes an artifact, shell-quoted, from (option, value)
+    pairs: None and False are left out, True is a bare flag. Recorded as provenance."""
+    words = ["shapft", command]
+    for option, value in options:
+        if value is None or value is False:
+            continue
+        words.append(option)
+        if value is not True:
+            words.append(str(value))
+    return shlex.join(words)

@@ -17,6 +17,7 @@ import pickle
 import numpy as np
 
 from .radioml import CLASSES, FRAME_LENGTH
+from . import splits
 from .recording import Recording
 
 # RML2018.01a's class order in the HDF5 file's one-hot Y: the order of the dataset's
@@ -119,15 +120,5 @@ def read_rml2018a(path, class_order=RML2018_CLASSES):
 
 def split(recording, fractions, seed):
     """Stratified random split by (class, SNR) into len(fractions) recordings."""
-    fractions = np.asarray(fractions, dtype=float)
-    if np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
-        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions.tolist()}")
-    rng = np.random.default_rng(seed)
-    parts = [[] for _ in fractions]
-    keys = recording.labels.astype(np.int64) * 1000 + np.round(recording.snr_db).astype(np.int64)
-    for key in np.unique(keys):
-        members = rng.permutation(np.flatnonzero(keys == key))
-        bounds = np.round(np.cumsum(fractions) * len(members)).astype(int)
-        for part, chunk in zip(parts, np.split(members, bounds[:-1])):
-            part.append(chunk)
-    return [recording.subset(np.sort(np.concatenate(p))) for p in parts]
+    parts = splits.stratified_split(recording.labels, recording.snr_db, fractions, np.random.default_rng(seed))
+    return [recording.subset(part) for part in parts]

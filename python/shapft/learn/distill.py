@@ -40,14 +40,13 @@ Attention matching (``match_layers``, ``attention_distance``):
 """
 import dataclasses
 import math
-import shlex
 from typing import List
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core import artifacts, budget, model_file
+from ..core import budget, model_file
 from .. import attacks, models
 from . import training
 from .metrics import accuracy_report, measured_psr_db, predict_logits
@@ -433,21 +432,6 @@ def transfer_matrix(modules, adversarial, labels):
     return {"sources": sources, "targets": targets, "accuracy": matrix}
 
 
-def stratified_subset(labels, snr_db, n, seed=0):
-    """Indices of about n frames with every (class, SNR) cell sampled equally (sorted)."""
-    labels, snr_db = np.asarray(labels), np.asarray(snr_db)
-    if n <= 0 or n >= len(labels):
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    cells = {}
-    for i, key in enumerate(zip(labels.tolist(), snr_db.tolist())):
-        cells.setdefault(key, []).append(i)
-    per_cell = max(1, n // len(cells))
-    chosen = [i for members in cells.values()
-              for i in rng.permutation(members)[:per_cell]]
-    return np.sort(np.asarray(chosen, dtype=np.int64))
-
-
 def _slim(report, keep_confusion=False):
     keys = ["frames", "accuracy", "high_snr_accuracy", "per_snr"]
     if keep_confusion:
@@ -501,20 +485,3 @@ def claim_check(results, method="attention_ard", baselines=("pgd_at", "ard"),
         holds = holds and check["parameters_ok"]
     check["holds"] = bool(holds and check["comparisons"])
     return check
-
-
-def command_line(prog, args_dict):
-    """A shell-quoted command from a program name and (option, value) pairs."""
-    words = list(prog)
-    for option, value in args_dict:
-        if value is None or value is False:
-            continue
-        words.append(option)
-        if value is not True:
-            words.append(str(value))
-    return shlex.join(words)
-
-
-def write_json(path, obj):
-    artifacts.write_json(path, obj)
-    return path

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import attacks
-from ..core import model_file
+from ..core import model_file, splits
 from . import training
 from ..models import CnnLstm
 
@@ -45,16 +45,10 @@ def cnn_lstm_from(loaded):
 
 
 def split_train_val(labels, snr_db, seed, val_fraction=VAL_FRACTION):
-    """Indices of a stratified (class, SNR) split of tiny-train into train and val."""
-    rng = np.random.default_rng([seed, 0x7A1])
-    keys = np.asarray(labels) * 1000 + np.round(np.asarray(snr_db)).astype(int)
-    train, val = [], []
-    for key in np.unique(keys):
-        members = rng.permutation(np.flatnonzero(keys == key))
-        cut = int(round(val_fraction * len(members)))
-        val.append(members[:cut])
-        train.append(members[cut:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+    """Indices of the fine-tuning recipe's stratified (class, SNR) train/val split."""
+    val, train = splits.stratified_split(labels, snr_db, (val_fraction, 1 - val_fraction),
+                                         np.random.default_rng([seed, 0x7A1]))
+    return train, val
 
 
 def at_fgsm_loss(eps):
