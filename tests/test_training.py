@@ -227,7 +227,7 @@ def test_commands_refuse_bad_input_in_one_line(trained, dataset, tmp_path, capsy
     rec = shapft_testing.tone_recording(1, [10], seed=7, length=64)
     recording.write(short, rec, "64-sample frames")
     fails("attack", "--model", trained, "--data", f"{short}.sigmf-meta", "--method", "fgsm", "--eps", 0.1,
-          "--out", tmp_path / "x", match="expects 128-sample frames, the recording has 64")
+          "--out", tmp_path / "x", match="frames of 64 samples, but the model takes 128")
     fails("attack", "--model", trained, "--data", test, "--method", "fgsm", "--eps", 0.1,
           "--out", dataset, match="overwrite the input")
     fails("attack", "--model", trained, "--data", test, "--method", "pgd", "--eps", 0.1, "--targeted",

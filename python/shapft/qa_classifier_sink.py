@@ -150,6 +150,14 @@ class qa_classifier_sink(gr_unittest.TestCase):
         self.assertEqual(saved["frames_scored"], 30)
         self.assertEqual(saved["name"], "clean")
         self.assertAlmostEqual(saved["accuracy"], sink.accuracy())
+        # the one accuracy report format (learn.metrics.accuracy_report's)
+        predicted = [saved["classes"].index(c) for c in saved["classes"] for _ in range(sum(
+            row[saved["classes"].index(c)] for row in saved["confusion"]))]
+        self.assertEqual(len(predicted), 30)
+        self.assertEqual(saved["per_snr"], {"4": sink.accuracy()})
+        self.assertEqual(saved["frames_per_snr"], {"4": 30})
+        self.assertEqual(saved["frames"], 30)
+        self.assertIsNone(saved["high_snr_accuracy"])
 
     def test_006_bad_construction_refused(self):
         with self.assertRaisesRegex(ValueError, "model_path: .*does not exist"):

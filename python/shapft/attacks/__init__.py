@@ -118,6 +118,18 @@ class FGM(Attack):
         return x + self.eps * grad / norms.clamp_min(torch.finfo(grad.dtype).tiny)
 
 
+def iteration(eps, steps, alpha=None, min_steps=1):
+    """Checked (steps, step size) of an iterative L-infinity attack at budget eps; the
+    default step 2.5 eps / steps lets a step sequence reach and move along the ball's
+    surface (Madry et al.)."""
+    if int(steps) != steps or steps < min_steps:
+        raise ValueError(f"steps must be an integer >= {min_steps}, got {steps!r}")
+    step = 2.5 * eps / max(int(steps), 1) if alpha is None else float(alpha)
+    if not np.isfinite(step) or step < 0:
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    return int(steps), step
+
+
 class BIM(Attack):
     """Basic iterative method (Kurakin et al. 2017): `steps` sign-gradient steps of size
     alpha from x, each projected onto the L-infinity ball of radius eps around x."""
@@ -127,13 +139,7 @@ class BIM(Attack):
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
                  frame_length=FRAME_LENGTH, steps=10, alpha=None):
         super().__init__(model, eps, psr_db, targeted, seed, frame_length)
-        if int(steps) != steps or steps < self._min_steps:
-            raise ValueError(f"steps must be an integer >= {self._min_steps}, got {steps!r}")
-        self.steps = int(steps)
-        # 2.5 eps / steps lets a step sequence reach and move along the ball's surface (Madry et al.)
-        self.alpha = 2.5 * self.eps / max(self.steps, 1) if alpha is None else float(alpha)
-        if not np.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        self.steps, self.alpha = iteration(self.eps, steps, alpha, self._min_steps)
 
     def describe(self):
         return f"{super().describe()}, {self.steps} steps of {self.alpha:.4g}"

@@ -27,7 +27,7 @@ class negative_point_mask(gr.sync_block):
             raise ValueError(f"mask_path: {err}") from None
         self.mode = mode
         self.frame_length = self.mask["frame_length"]
-        self.output_length = self.frame_length - self.mask["m"] if mode == "drop" else self.frame_length
+        self.output_length = masks.output_length(self.mask, mode)
         gr.sync_block.__init__(self, name="shapft_negative_point_mask",
                                in_sig=[(np.complex64, self.frame_length)],
                                out_sig=[(np.complex64, self.output_length)])

@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from ..learn import metrics
+
 RECENT_FRAMES = 500
 
 
@@ -66,11 +68,12 @@ class Tally:
         return {snr: c / n for snr, (c, n) in sorted(self.by_snr.items())}
 
     def as_dict(self):
+        """The frame counts and the accuracy report (learn.metrics) of the labelled frames."""
+        report = metrics.report_from_counts(self.correct, self.frames_labelled, self.by_snr,
+                                            self.confusion, self.classes)
         return {"frames_in": self.frames_in, "frames_scored": self.frames_scored,
                 "frames_invalid": dict(self.frames_invalid), "frames_labelled": self.frames_labelled,
-                "accuracy": None if math.isnan(self.accuracy()) else self.accuracy(),
-                "accuracy_by_snr": {str(k): v for k, v in self.accuracy_by_snr().items()},
-                "classes": self.classes, "confusion": self.confusion.tolist()}
+                **report}
 
     def summary(self):
         invalid = sum(self.frames_invalid.values())

@@ -11,7 +11,7 @@ The output OUTDIR/<input name>.sigmf-{meta,data} keeps the input's annotations (
 classes and SNRs) and records the attack in its global `shapft:attack` field.
 """
 
-from . import CommandError, common
+from . import common
 
 
 def add_arguments(parser):
@@ -40,71 +40,14 @@ def add_arguments(parser):
 
 def run(args):
     import numpy as np
-    from .. import attacks
-    from ..core import model_file, recording
-    from ..learn.metrics import measured_psr_db, predict_logits
-    from ..core.radioml import class_index
+    from ..studies import stages
 
     common.apply_threads(args)
-    if args.batch_size < 1:
-        raise CommandError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.targeted != (args.target_class is not None):
-        raise CommandError("--targeted and --target-class go together")
-    options = _attack_options(args)
-    loaded = model_file.load(common.existing_file(args.model, "--model"))
-    data_meta, _ = recording.paths(args.data)
-    source = recording.read(common.existing_file(data_meta, "--data"))
-    check_frame_length(loaded, source)
-    out_base = common.writable_dir(args.out) / data_meta.name[: -len(recording.META_SUFFIX)]
-    if recording.paths(out_base)[0].resolve() == data_meta.resolve():
-        raise CommandError(f"--out {args.out}: the output would overwrite the input recording")
-
-    attack = attacks.make(args.method, loaded.module, eps=args.eps, psr_db=args.psr_db, seed=args.seed,
-                          frame_length=source.frame_length, targeted=args.targeted, **options)
-    x = source.model_input()
-    if args.targeted:
-        labels = np.full(len(source), class_index(args.target_class))
-    elif args.labels == "predicted":
-        labels = predict_logits(loaded.module, x).argmax(axis=1)
-    else:
-        labels = source.labels
-    x_adv = attacks.attack_array(attack, x, labels, args.batch_size, progress=not args.quiet)
-
-    info = dict(source.info)
-    info["attack"] = {**attack.info(), "labels": "target" if args.targeted else args.labels,
-                      "target_class": args.target_class, "model": str(loaded.path),
-                      "model_sha256": loaded.sha256, "source": str(data_meta),
-                      "measured_psr_db": measured_psr_db(x, x_adv)}
-    adversarial = recording.Recording(recording.from_model_input(x_adv), source.labels, source.snr_db, info)
-    written = recording.write(out_base, adversarial, f"{attack.describe()} against {loaded.path.name} "
-                              f"of {data_meta.name}", overwrite=args.force)
-    predictions = predict_logits(loaded.module, x_adv).argmax(axis=1)
-    outcome = (f"{100 * np.mean(predictions == labels):.1f}% now classified as {args.target_class}"
-               if args.targeted else f"model now wrong on {100 * np.mean(predictions != source.labels):.1f}%")
-    print(f"wrote {written}: {len(source)} frames, {attack.describe()}; {outcome}")
-
-
-def check_frame_length(loaded, rec):
-    """Refuse data whose frames the model cannot take (e.g. 128-sample frames for a
-    SHAP-FT model that expects the mask's shorter frames)."""
-    if rec.frame_length != loaded.frame_length:
-        hint = " (it carries a negative-point mask)" if loaded.mask else ""
-        raise CommandError(f"model {loaded.path.name} expects {loaded.frame_length}-sample frames{hint}, "
-                           f"the recording has {rec.frame_length}")
-
-
-def _attack_options(args):
-    from ..core.budget import resolve_eps
-    from ..core.radioml import class_index
-    try:
-        resolve_eps(args.eps, args.psr_db)
-    except ValueError as err:
-        raise CommandError(f"--eps/--psr-db: {err}") from None
-    if args.target_class is not None:
-        class_index(args.target_class)
-    if args.method in ("fgsm", "fgm"):
-        for name in ("steps", "alpha"):
-            if getattr(args, name) is not None:
-                raise CommandError(f"--{name} applies to bim and pgd only")
-        return {}
-    return {k: v for k, v in (("steps", args.steps), ("alpha", args.alpha)) if v is not None}
+    done = stages.attack_recording(
+        args.model, args.data, args.method, args.out, eps=args.eps, psr_db=args.psr_db, steps=args.steps,
+        alpha=args.alpha, targeted=args.targeted, target_class=args.target_class, labels=args.labels,
+        batch_size=args.batch_size, seed=args.seed, force=args.force, progress=not args.quiet)
+    outcome = (f"{100 * np.mean(done.predictions == done.labels):.1f}% now classified as {args.target_class}"
+               if args.targeted else
+               f"model now wrong on {100 * np.mean(done.predictions != done.true_labels):.1f}%")
+    print(f"wrote {done.path}: {done.frames} frames, {done.description}; {outcome}")

@@ -35,32 +35,16 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..core import artifacts, model_file, recording
-    from ..learn import metrics
-    from ..studies import figures
-    from .attack import check_frame_length
+    from ..core import artifacts, model_file
+    from ..studies import stages
 
     common.apply_threads(args)
-    if args.batch_size < 1:
-        raise CommandError(f"--batch-size must be >= 1, got {args.batch_size}")
-    loaded = model_file.load(common.existing_file(args.model, "--model"))
-    meta, _ = recording.paths(args.data)
-    rec = recording.read(common.existing_file(meta, "--data"))
-    check_frame_length(loaded, rec)
-    attack_list = parse_attacks(args, rec.frame_length)
-    options = {k: v for k, v in (("steps", args.steps), ("alpha", args.alpha)) if v is not None}
-
-    result = metrics.evaluate(loaded.module, rec, attack_list, labels=args.labels,
-                                 attack_options=options, seed=args.seed, batch_size=args.batch_size,
-                                 progress=not args.quiet)
-    result.update(model=str(loaded.path), model_sha256=loaded.sha256, arch=loaded.arch, data=str(meta))
+    frame_length = model_file.frame_length_of(artifacts.existing_file(args.model, "--model"))
+    result = stages.evaluate_model(
+        args.model, args.data, parse_attacks(args, frame_length), steps=args.steps, alpha=args.alpha,
+        labels=args.labels, batch_size=args.batch_size, seed=args.seed, json_path=args.json,
+        figure=args.figure, progress=not args.quiet)
     print(format_table(result))
-    if args.json:
-        artifacts.write_json(args.json, result)
-    if args.figure:
-        curves = {"clean": result["clean"]}
-        curves.update((entry["description"].split(",")[0], entry) for entry in result["attacks"])
-        figures.accuracy_vs_snr(curves, args.figure, title=f"{loaded.path.name} on {meta.name}")
 
 
 def parse_attacks(args, frame_length):
@@ -87,11 +71,6 @@ def parse_attacks(args, frame_length):
         pairs = [(args.method, v) for v in values]
     else:
         return []
-    for method, eps in pairs:
-        try:
-            budget.resolve_eps(eps)
-        except ValueError as err:
-            raise CommandError(f"{method}: {err}") from None
     return pairs
 
 

@@ -17,11 +17,6 @@ The .npz holds shap_values (N, 2, L, K), frame_indices, background_indices,
 output_classes (N, K), labels, predicted, class_names, draw_background, draw_alphas
 and the settings with the sha256 of the model and of both recordings' data files.
 """
-import time
-from pathlib import Path
-
-import numpy as np
-
 from . import common
 
 
@@ -55,75 +50,15 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..core import artifacts, model_file, recording
-    from ..learn import explain
+    from ..studies import stages
 
-    _check_options(args)
     common.apply_threads(args)
-    model_path = common.existing_file(args.model, "--model")
-    model = model_file.load(model_path)
-    background_rec = _read(args.background, "--background", model.frame_length)
-    data = _read(args.data, "--data", model.frame_length)
-    if args.background_size > len(background_rec):
-        raise common.CommandError(f"--background-size {args.background_size} exceeds the "
-                                  f"{len(background_rec)} frames of --background {args.background}")
-    if data.labels.max() >= len(model.classes):
-        raise common.CommandError(f"--data {args.data}: labels reach class {data.labels.max()}, "
-                                  f"the model has {len(model.classes)} classes")
-
-    rng = np.random.default_rng(args.seed)
-    background_indices = np.sort(rng.choice(len(background_rec), args.background_size, replace=False))
-    background = background_rec.subset(background_indices).model_input()
-    frames = data.model_input()
-    predicted = explain.predicted_classes(model.module, frames)
-    # "predicted" stays a name: shap's engine then explains only the top output (ranked_outputs)
-    outputs = data.labels[:, None] if args.outputs == "true" else args.outputs
-
-    start = time.perf_counter()
-    if args.engine == "vectorised":
-        result = explain.expected_gradients(
-            model.module, background, frames, outputs=outputs, nsamples=args.nsamples,
-            seed=args.seed, output=args.output, alphas=args.alphas,
-            batch_size=args.batch_size or explain.DEFAULT_BATCH_SIZE, progress=not args.quiet)
-    else:
-        result = explain.shap_reference(
-            model.module, background, frames, nsamples=args.nsamples, seed=args.seed,
-            output=args.output, outputs=outputs,
-            batch_size=args.batch_size or explain.SHAP_BATCH_SIZE, progress=not args.quiet)
-    elapsed = time.perf_counter() - start
-
-    explain.save(args.out, result, frame_indices=np.arange(len(data)),
-                 background_indices=background_indices, labels=data.labels, predicted=predicted,
-                 class_names=model.classes, engine=args.engine, outputs=args.outputs,
-                 output=args.output, alphas=args.alphas, nsamples=args.nsamples, seed=args.seed,
-                 model_sha256=model.sha256,
-                 data_sha256=artifacts.sha256_file(recording.paths(args.data)[1]),
-                 background_sha256=artifacts.sha256_file(recording.paths(args.background)[1]))
-    print(f"{args.out}: shap_values {result.values.shape} ({args.outputs} outputs, {args.output}), "
+    done = stages.explain_recording(
+        args.model, args.background, args.data, args.out, background_size=args.background_size,
+        nsamples=args.nsamples, outputs=args.outputs, output=args.output, alphas=args.alphas,
+        engine=args.engine, batch_size=args.batch_size, seed=args.seed, force=args.force,
+        progress=not args.quiet)
+    print(f"{done.path}: shap_values {done.shape} ({args.outputs} outputs, {args.output}), "
           f"engine {args.engine}, nsamples {args.nsamples}, alphas {args.alphas}, "
           f"background {args.background_size}")
-    print(f"{len(frames)} frames in {elapsed:.1f} s ({len(frames) / elapsed:.2f} frames/s)")
-
-
-def _check_options(args):
-    for name in ("background_size", "nsamples", "batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise common.CommandError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.engine == "shap" and args.alphas != "shap":
-        raise common.CommandError(f"--alphas {args.alphas} needs --engine vectorised "
-                                  "(shap draws its alphas uniformly)")
-    out = Path(args.out)
-    if out.is_dir():
-        raise common.CommandError(f"--out {out}: is a directory")
-    if out.exists() and not args.force:
-        raise common.CommandError(f"--out {out} exists; pass --force to overwrite it")
-
-
-def _read(path, option, frame_length):
-    from ..core import recording
-    rec = recording.read(common.existing_file(recording.paths(path)[0], option))
-    if rec.frame_length != frame_length:
-        raise common.CommandError(f"{option} {path}: frames of {rec.frame_length} samples, "
-                                  f"but the model takes {frame_length}")
-    return rec
+    print(f"{done.frames} frames in {done.seconds:.1f} s ({done.frames / done.seconds:.2f} frames/s)")

@@ -50,35 +50,18 @@ def parse_snrs(text):
         raise common.CommandError(f"--snrs {text!r}: expected a,b,c or start:stop:step with step > 0") from None
 
 
-def _custom(args, out):
-    from ..studies import generate
-    from ..core import recording
-    from ..blocks.channel_model_source import validate_settings
-    if args.frames is None or args.frames < 1:
-        raise common.CommandError(f"--frames must be >= 1 for --preset custom, got {args.frames}")
-    modulations = [m.strip() for m in args.modulations.split(",") if m.strip()]
-    snrs = parse_snrs(args.snrs)
-    validate_settings(modulations, snrs, args.frames, 128, 256, 1)
-    if recording.exists(out / args.name) and not args.force:
-        raise common.CommandError(f"{out / args.name}.sigmf-meta exists; pass --force to overwrite")
-    counts = {(m, s): args.frames for m in modulations for s in snrs}
-    data = generate.generate_split(counts, args.seed, args.name, workers=args.workers,
-                                   progress=not args.quiet)
-    data.info = {"generator": {"preset": "custom", "seed": args.seed, "frames": args.frames,
-                               "modulations": modulations, "snrs_db": snrs}}
-    recording.write(out / args.name, data, f"custom: {args.frames} frames per class and SNR",
-                    overwrite=args.force)
-    return {args.name: data}
-
-
 def run(args):
+    from ..core import artifacts
     from ..studies import generate
-    out = common.writable_dir(args.out)
+    out = artifacts.writable_dir(args.out)
     if args.workers < 1:
         raise common.CommandError(f"--workers must be >= 1, got {args.workers}")
     start = time.perf_counter()
     if args.preset == "custom":
-        written = _custom(args, out)
+        modulations = [m.strip() for m in args.modulations.split(",") if m.strip()]
+        written = generate.generate_custom(out, args.name, args.frames, modulations, parse_snrs(args.snrs),
+                                           args.seed, force=args.force, workers=args.workers,
+                                           progress=not args.quiet)
     else:
         written = generate.generate_preset(args.preset, out, args.seed, force=args.force,
                                            workers=args.workers, progress=not args.quiet)
@@ -86,7 +69,7 @@ def run(args):
     print(f"preset {args.preset}, seed {args.seed}: {elapsed:.1f} s")
     for split, recording in written.items():
         power = np.mean(np.abs(recording.frames) ** 2, axis=1)
-        counts = np.bincount(recording.labels, minlength=11)
+        counts = np.bincount(recording.labels, minlength=len(CLASSES))
         print(f"  {out / split}.sigmf-meta: {len(recording)} frames, "
               f"{len(np.unique(recording.snr_db))} SNRs, {counts.min()}-{counts.max()} per class, "
               f"frame power {power.min():.4f}..{power.max():.4f}")

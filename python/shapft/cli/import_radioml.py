@@ -43,8 +43,8 @@ def _detect(path):
 
 
 def run(args):
-    from ..core import radioml_import, recording
-    source = common.existing_file(args.input, "input")
+    from ..core import artifacts, radioml_import, recording
+    source = artifacts.existing_file(args.input, "input")
     try:
         fractions = [float(v) for v in args.split.split(",")]
     except ValueError:
@@ -52,7 +52,7 @@ def run(args):
     if len(fractions) != 3:
         raise common.CommandError(f"--split {args.split!r}: expected three fractions (train, val, test)")
     splits = ("train", "val", "test")
-    out = common.writable_dir(args.out, force=args.force,
+    out = artifacts.writable_dir(args.out, force=args.force,
                               expect=[f"{s}{recording.META_SUFFIX}" for s in splits])
     fmt = _detect(source) if args.format == "auto" else args.format
     if fmt == "rml2016a":

@@ -9,8 +9,6 @@ Frame rules: error (the paper's error-n: frames the original model gets wrong),
 all, or auto (the paper: all frames at eps <= 0.05, error-n above).
 """
 
-from . import common
-
 
 def add_arguments(parser):
     parser.add_argument("--shap", required=True, metavar="SHAP.npz", help="output of `shapft explain`")
@@ -28,31 +26,11 @@ def add_arguments(parser):
 
 
 def run(args):
-    from pathlib import Path
-    from ..core import budget, masks
-    from ..learn import explain
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise common.CommandError(f"{out} exists; pass --force to overwrite")
-    eps = budget.resolve_eps(args.eps, args.psr_db)
-    content = explain.load(common.existing_file(args.shap, "--shap"))
-    try:
-        values = masks.true_class_values(content)
-    except ValueError as err:
-        raise common.CommandError(str(err)) from None
-    drop, sums, rule, n_frames = masks.find(values, content["labels"], content["predicted"],
-                                                      eps, args.frames, args.normalise)
-    if n_frames == 0:
-        raise common.CommandError(f"rule {rule!r} selects no frames (the model gets every attacked frame "
-                                  "right); use --frames all")
-    mask = masks.make_mask(
-        drop, values.shape[-1], args.attack, eps, content["model_sha256"],
-        psr_db=budget.eps_to_psr_db(eps), frame_rule=rule, frames_used=n_frames,
-        normalise=args.normalise, shap_output=content["output"], nsamples=content["nsamples"],
-        shap_seed=content["seed"], explained_sha256=content["data_sha256"])
-    masks.save(out, mask)
-    if args.figure:
-        from ..studies.figures import shapft as shapft_figures
-        shapft_figures.shapley_sums({eps: (sums, drop)}, args.figure)
-    print(f"{out}: m = {len(drop)} negative points of {values.shape[-1]} "
-          f"({rule} rule, {n_frames} frames, {budget.describe(eps)})")
+    from ..core import budget
+    from ..studies import stages
+
+    done = stages.derive_mask(args.shap, args.out, eps=args.eps, psr_db=args.psr_db, attack=args.attack,
+                              frames=args.frames, normalise=args.normalise, figure=args.figure,
+                              force=args.force)
+    print(f"{done.path}: m = {done.mask['m']} negative points of {done.mask['frame_length']} "
+          f"({done.rule} rule, {done.frames_used} frames, {budget.describe(done.eps)})")

@@ -17,17 +17,10 @@ def add_arguments(parser):
 
 
 def _frames_from_source(snr_db, seed):
-    from gnuradio import blocks, gr
-    import pmt
     from ..blocks.channel_model_source import channel_model_source
     from ..core.radioml import CLASSES
-    tb = gr.top_block()
-    tb.source = channel_model_source(CLASSES, [snr_db], num_frames=len(CLASSES), seed=seed)
-    tb.sink = blocks.vector_sink_c(128)
-    tb.connect(tb.source, tb.sink)
-    tb.run()
-    frames = np.asarray(tb.sink.data(), dtype=np.complex64).reshape(-1, 128)
-    labels = [pmt.symbol_to_string(t.value) for t in tb.sink.tags() if pmt.symbol_to_string(t.key) == "label"]
+    from ..studies.generate import collect
+    frames, labels = collect(channel_model_source(CLASSES, [snr_db], num_frames=len(CLASSES), seed=seed))
     return {name: frames[labels.index(name)] for name in CLASSES}, f"channel-model source, SNR {snr_db:g} dB"
 
 
@@ -77,8 +70,9 @@ def plot(frames, title, out):
 
 
 def run(args):
+    from ..core import artifacts
     if args.data:
-        frames, title = _frames_from_recording(common.existing_file(args.data, "--data"))
+        frames, title = _frames_from_recording(artifacts.existing_file(args.data, "--data"))
     else:
         frames, title = _frames_from_source(args.snr, args.seed)
     plot(frames, title, args.out)

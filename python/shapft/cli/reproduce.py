@@ -34,10 +34,11 @@ def add_arguments(parser):
 
 
 def run(args):
+    from ..core import artifacts
     from ..studies import reproduce
     if args.workers < 1:
         raise common.CommandError(f"--workers must be >= 1, got {args.workers}")
-    out = common.writable_dir(args.out)
+    out = artifacts.writable_dir(args.out)
     pipeline = reproduce.Pipeline(out, reproduce.PRESETS[args.preset], seed=args.seed, workers=args.workers,
                                   threads=args.threads, progress=not args.quiet,
                                   distill=args.distill)

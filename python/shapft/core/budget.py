@@ -8,10 +8,12 @@ perturbation of a frame of L complex samples: PSR_dB = 10*log10(eps^2 / L).
 """
 import math
 
+from .radioml import FRAME_LENGTH
+
 NORMS = ("linf", "l2")
 
 
-def eps_to_psr_db(eps, norm="linf", frame_length=128):
+def eps_to_psr_db(eps, norm="linf", frame_length=FRAME_LENGTH):
     _check_norm(norm)
     if eps <= 0:
         return -math.inf
@@ -19,13 +21,13 @@ def eps_to_psr_db(eps, norm="linf", frame_length=128):
     return 10.0 * math.log10(power)
 
 
-def psr_db_to_eps(psr_db, norm="linf", frame_length=128):
+def psr_db_to_eps(psr_db, norm="linf", frame_length=FRAME_LENGTH):
     _check_norm(norm)
     power = 10.0 ** (psr_db / 10.0)
     return math.sqrt(power / 2.0) if norm == "linf" else math.sqrt(power * frame_length)
 
 
-def resolve_eps(eps=None, psr_db=None, norm="linf", frame_length=128):
+def resolve_eps(eps=None, psr_db=None, norm="linf", frame_length=FRAME_LENGTH):
     """The budget as eps, from exactly one of eps or psr_db; refuses a negative eps."""
     if (eps is None) == (psr_db is None):
         raise ValueError("give the budget as exactly one of eps or psr_db "
@@ -39,7 +41,7 @@ def resolve_eps(eps=None, psr_db=None, norm="linf", frame_length=128):
     return float(eps)
 
 
-def describe(eps, norm="linf", frame_length=128):
+def describe(eps, norm="linf", frame_length=FRAME_LENGTH):
     """'eps 0.05 (PSR -23.0 dB)': how every report shows a budget."""
     psr = eps_to_psr_db(eps, norm, frame_length)
     psr_text = "-inf" if psr == -math.inf else f"{psr:.1f}"

@@ -1,6 +1,6 @@
 """SHAP-FT's negative-point mask: the sample positions to delete (or zero).
 
-A mask (CONVENTIONS section 7) is JSON: `frame_length`, `drop` (sorted positions),
+A mask (docs/formats.md) is JSON: `frame_length`, `drop` (sorted positions),
 `m`, `mode`, `attack`, `eps`, `model_sha256`, and how it was derived. The same object
 sits under the key `mask` in the metadata of the model fine-tuned on it, so a model
 file alone says which positions its input lacks.
@@ -154,9 +154,9 @@ def load(path):
     return validate(mask, f"mask file {path}")
 
 
-def output_length(mask_path, mode="drop"):
-    """Vector length negative_point_mask outputs for a mask file (GRC sizes ports with it)."""
-    mask = load(mask_path)
+def output_length(mask, mode="drop"):
+    """Length of a frame after `mask` (a mask object, or a file `load` reads) in `mode`."""
+    mask = mask if isinstance(mask, dict) else load(mask)
     return mask["frame_length"] - mask["m"] if mode == "drop" else mask["frame_length"]
 
 

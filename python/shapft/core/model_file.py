@@ -1,4 +1,4 @@
-"""TorchScript model files that carry their own metadata (CONVENTIONS section 5).
+"""TorchScript model files that carry their own metadata (docs/formats.md).
 
 A model file is a TorchScript archive whose `forward` takes float32 [B, 2, L] and
 returns logits [B, C], with a JSON extra file `shapft.json` inside: class names,
@@ -19,6 +19,7 @@ from . import artifacts
 from .radioml import CLASSES
 
 METADATA_NAME = "shapft.json"
+ARCHITECTURES = ("cnn_lstm", "transformer_compact", "transformer_large")   # models.build makes each
 FORMAT = "shapft-model/1"
 INPUT_CONVENTION = "float32 [B, 2, L]: I then Q, unit average power per complex sample"
 OUTPUT_CONVENTION = "logits [B, C] (no softmax)"
@@ -35,6 +36,11 @@ class LoadedModel:
     def frame_length(self):
         """Length of the frames the model classifies (128 - m for a SHAP-FT model)."""
         return int(self.metadata["frame_length"])
+
+    @property
+    def full_frame_length(self):
+        """Length of the frames before any deletion (the mask's frame length, else frame_length)."""
+        return full_frame_length(self.metadata)
 
     @property
     def classes(self):
@@ -55,7 +61,7 @@ class LoadedModel:
 @contextlib.contextmanager
 def _quiet_torchscript():
     # torch 2.13 marks TorchScript deprecated on every call; our file format is
-    # TorchScript by design (CONVENTIONS section 5), so the warning is noise here.
+    # TorchScript by design (docs/formats.md), so the warning is noise here.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit")
         yield
@@ -102,6 +108,11 @@ def save(model, path, metadata):
     return Path(path)
 
 
+def export(model, path, arch, frame_length, provenance, mask=None, training=None):
+    """Write `model` as a model file with its metadata (build_metadata, then save)."""
+    return save(model, path, build_metadata(model, arch, frame_length, provenance, mask=mask, training=training))
+
+
 def read_metadata(path):
     """The metadata of a model file, read from the archive without loading torch code:
     what GNU Radio Companion needs to size a block's ports."""
@@ -122,12 +133,16 @@ def frame_length_of(path):
     return int(read_metadata(path)["frame_length"])
 
 
-def full_frame_length_of(path):
+def full_frame_length(metadata):
     """Length of the frames before any deletion: the mask's frame length for a SHAP-FT
     model, else the model's (fgsm_injector's vector length)."""
-    metadata = read_metadata(path)
     mask = metadata.get("mask")
     return int(mask["frame_length"] if mask else metadata["frame_length"])
+
+
+def full_frame_length_of(path):
+    """full_frame_length of a model file, read without loading torch (GRC port sizes)."""
+    return full_frame_length(read_metadata(path))
 
 
 def load(path):

@@ -1,5 +1,5 @@
 """The RadioML 2016.10a conventions every part of gr-shapft shares: class names and
-order, SNR grid, frame length and sample rate (CONVENTIONS section 4)."""
+order, SNR grid, frame length and sample rate docs/formats.md)."""
 
 CLASSES = ("8PSK", "AM-DSB", "AM-SSB", "BPSK", "CPFSK", "GFSK",
            "PAM4", "QAM16", "QAM64", "QPSK", "WBFM")

@@ -1,4 +1,4 @@
-"""Frame recordings as SigMF (CONVENTIONS section 4).
+"""Frame recordings as SigMF (docs/formats.md).
 
 A recording is one `.sigmf-data` of cf32_le frames back to back and a `.sigmf-meta`
 with one annotation per frame (`core:sample_start`, `core:sample_count`, `core:label`
@@ -174,3 +174,26 @@ def read(base):
 def data_sha256(base):
     """sha256 of a recording's .sigmf-data (provenance of models and masks)."""
     return artifacts.sha256_file(paths(base)[1])
+
+
+def read_splits(data_dir, required=("train", "val", "test"), optional=(), option="--data"):
+    """The named splits of a dataset directory (DIR/<split>.sigmf-meta) and their
+    provenance digests: ({split: Recording}, {split: {path, meta_sha256, data_sha256}}).
+    A missing required split, or splits of different frame lengths, is a ValueError."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise NotADirectoryError(f"{option} {data_dir}: not a directory")
+    splits, digests = {}, {}
+    for name in (*required, *optional):
+        meta, data = paths(data_dir / name)
+        if not meta.exists():
+            if name in optional:
+                continue
+            raise FileNotFoundError(f"{option} {data_dir}: no {meta.name} (need {', '.join(required)} splits)")
+        splits[name] = read(meta)
+        digests[name] = {"path": str(meta), "meta_sha256": artifacts.sha256_file(meta),
+                         "data_sha256": artifacts.sha256_file(data)}
+    lengths = {name: split.frame_length for name, split in splits.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"{option} {data_dir}: splits have different frame lengths {lengths}")
+    return splits, digests

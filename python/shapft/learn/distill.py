@@ -1,4 +1,4 @@
-"""Attention-based adversarial robust distillation (issue 6; docs/distillation.md).
+"""Attention-based adversarial robust distillation (docs/distillation.md).
 
 A large transformer is adversarially trained with PGD (the teacher); compact
 transformers (the students) are trained four ways on the same data and epochs:
@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from ..core import budget, model_file
 from .. import attacks, models
+from ..attacks.training import AdversarialLoss, PGDATLoss
 from . import training
 from .metrics import accuracy_report, measured_psr_db, predict_logits
 from ..core.radioml import FRAME_LENGTH
@@ -149,46 +150,7 @@ def kd_loss(student_logits, teacher_logits, temperature):
 # Losses for training.fit
 # --------------------------------------------------------------------------------------
 
-class _AdversarialLoss:
-    """Crafts PGD examples against the model being trained (attacks craft in eval mode
-    and restore train mode). One attack object is kept so its random starts advance."""
-
-    def __init__(self, eps=DEFAULT_EPS, steps=DEFAULT_STEPS, step_size=None, seed=0):
-        self.eps = float(eps)
-        self.steps = int(steps)
-        self.step_size = step_size
-        self.seed = int(seed)
-        self._attack = None
-        attacks.make("pgd", None, eps=self.eps, steps=self.steps, alpha=step_size)  # validates
-
-    def adversarial(self, model, x, y):
-        if self._attack is None or self._attack.model is not model:
-            self._attack = attacks.make("pgd", model, eps=self.eps, steps=self.steps,
-                                        alpha=self.step_size, seed=self.seed, frame_length=x.shape[-1])
-        return self._attack(x, y)
-
-    def info(self):
-        psr = budget.eps_to_psr_db(self.eps, "linf")
-        probe = attacks.make("pgd", None, eps=self.eps, steps=self.steps, alpha=self.step_size)
-        return {"attack": "pgd", "norm": "linf", "eps": self.eps,
-                "psr_db": round(psr, 3) if math.isfinite(psr) else None,
-                "steps": self.steps, "step_size": probe.alpha, "random_start": True,
-                "attack_labels": "truth"}
-
-
-class PGDATLoss(_AdversarialLoss):
-    """Madry's PGD adversarial training: CE(model(PGD(x)), y)."""
-    method = "pgd_at"
-
-    def __call__(self, model, x, y):
-        logits = model(self.adversarial(model, x, y))
-        return F.cross_entropy(logits, y), logits
-
-    def info(self):
-        return {"method": self.method, **super().info()}
-
-
-class ARDLoss(_AdversarialLoss):
+class ARDLoss(AdversarialLoss):
     """ARD: alpha T^2 KL(teacher(x) || student(PGD_student(x))) + (1 - alpha) CE(student(x), y).
 
     The teacher is frozen (eval mode, no gradients); it sees the clean frames, as in
@@ -376,8 +338,7 @@ def teacher_info(loaded):
 
 def export(model, path, arch, provenance, training_block, frame_length=FRAME_LENGTH):
     """Write a TorchScript model file with metadata (model_file.save); returns the path."""
-    metadata = model_file.build_metadata(model, arch, frame_length, provenance, training=training_block)
-    return model_file.save(model, path, metadata)
+    return model_file.export(model, path, arch, frame_length, provenance, training=training_block)
 
 
 # --------------------------------------------------------------------------------------

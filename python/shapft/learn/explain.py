@@ -18,7 +18,7 @@ Two engines compute it:
 - `shap_reference`, which calls `shap.GradientExplainer` itself: the reference.
 
 Values are float64 shaped (N, 2, L, K): frame, I/Q, position, explained class column
-(K = 11 for all classes; CONVENTIONS section 7). `save`/`load` read and write the
+(K = 11 for all classes; docs/formats.md). `save`/`load` read and write the
 `.npz` of `shapft explain`.
 """
 import dataclasses

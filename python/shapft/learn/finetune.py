@@ -14,9 +14,8 @@ in what the network sees:
 """
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .. import attacks
+from ..attacks.training import FGSMATLoss
 from ..core import model_file, splits
 from . import training
 from ..models import CnnLstm
@@ -51,16 +50,6 @@ def split_train_val(labels, snr_db, seed, val_fraction=VAL_FRACTION):
     return train, val
 
 
-def at_fgsm_loss(eps):
-    """Half clean, half FGSM cross-entropy; the examples are crafted against the
-    network in training (in eval mode, as attacks do) at every batch."""
-    def loss(model, x, y):
-        x_adv = attacks.FGSM(model, eps=eps)(x, y)
-        logits = model(torch.cat([x, x_adv]))
-        return F.cross_entropy(logits, torch.cat([y, y])), logits[len(x):]
-    return loss
-
-
 def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs=50, patience=5,
              checkpoint_path=None, progress=True):
     """Fine-tune a copy of `original` (a CnnLstm) by `method` on frames x [N, 2, 128].
@@ -84,14 +73,13 @@ def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs
     model = original.with_dense_units(FINETUNE_DENSE_UNITS)
     result = training.fit(model, (x[train], y[train]), (x[val], y[val]),
                           finetune_config(seed, epochs, patience),
-                          loss_fn=at_fgsm_loss(eps) if method == "at_fgsm" else None,
+                          loss_fn=FGSMATLoss(eps) if method == "at_fgsm" else None,
                           checkpoint_path=checkpoint_path, progress=progress)
     return model.eval(), result
 
 
 def export(model, path, frame_length, mask, provenance, result, method):
-    metadata = model_file.build_metadata(model, "cnn_lstm", frame_length, provenance, mask=mask,
-                                         training=dict(result.summary(), method=method,
-                                                       recipe="SHAP-FT fine-tuning: dense 128, batch 20, "
-                                                              "Adam 1e-3, <= 50 epochs, early stopping"))
-    return model_file.save(model, path, metadata)
+    """Write a fine-tuned model file carrying its mask and how it was fine-tuned."""
+    recipe = "SHAP-FT fine-tuning: dense 128, batch 20, Adam 1e-3, <= 50 epochs, early stopping"
+    return model_file.export(model, path, "cnn_lstm", frame_length, provenance, mask=mask,
+                             training=dict(result.summary(), method=method, recipe=recipe))

@@ -1,11 +1,11 @@
 """Classification accuracy of a model, overall, per SNR and per class, on clean frames
-and under attacks. Every result is a JSON-serialisable dict."""
+and under attacks. Every result is a JSON-serialisable dict in one format, the accuracy
+report (docs/formats.md), whether it comes from arrays of predictions or from the
+classifier sink's running counts. Torch is imported only where a model runs."""
 import math
 
 import numpy as np
-import torch
 
-from .. import attacks as attacks_module
 from ..core.radioml import CLASSES
 
 HIGH_SNR_DB = 10.0   # "high SNR" accuracy counts frames at or above this SNR
@@ -13,6 +13,7 @@ HIGH_SNR_DB = 10.0   # "high SNR" accuracy counts frames at or above this SNR
 
 def predict_logits(module, x, batch_size=1024):
     """Logits float32 [N, C] of `module` (eval mode, no gradients) for x [N, 2, L]."""
+    import torch
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     was_training = getattr(module, "training", False)
     module.eval()
@@ -26,6 +27,11 @@ def predict_logits(module, x, batch_size=1024):
     return torch.cat(chunks).numpy()
 
 
+def model_accuracy(module, x, labels):
+    """Fraction of frames x [N, 2, L] that `module` classifies as `labels`."""
+    return accuracy_report(labels, predict_logits(module, x).argmax(axis=1))["accuracy"]
+
+
 def accuracy_report(labels, predictions, snr_db=None, classes=CLASSES):
     """Accuracy overall, per SNR ({"-20": acc, ...}, ascending; frames without an SNR
     count only overall), at SNR >= 10 dB (None without such frames), and the confusion
@@ -35,21 +41,34 @@ def accuracy_report(labels, predictions, snr_db=None, classes=CLASSES):
     if labels.shape != predictions.shape or labels.ndim != 1:
         raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} must be equal 1-D shapes")
     correct = labels == predictions
-    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
-    report = {"frames": int(len(labels)), "accuracy": _mean(correct),
-              "per_snr": {}, "frames_per_snr": {}, "high_snr_accuracy": None,
-              "classes": list(classes), "confusion": confusion.tolist()}
+    n = len(classes)
+    confusion = np.bincount(labels * n + predictions, minlength=n * n).reshape(n, n)
+    by_snr = {}
     if snr_db is not None:
         snr_db = np.asarray(snr_db, dtype=np.float64)
         if snr_db.shape != labels.shape:
             raise ValueError(f"snr_db {snr_db.shape} must match labels {labels.shape}")
         for snr in np.unique(snr_db[np.isfinite(snr_db)]):
             at_snr = snr_db == snr
-            report["per_snr"][f"{snr:g}"] = _mean(correct[at_snr])
-            report["frames_per_snr"][f"{snr:g}"] = int(at_snr.sum())
-        high = snr_db >= HIGH_SNR_DB
-        report["high_snr_accuracy"] = _mean(correct[high]) if high.any() else None
+            by_snr[float(snr)] = (int(correct[at_snr].sum()), int(at_snr.sum()))
+    return report_from_counts(int(correct.sum()), len(labels), by_snr, confusion, classes)
+
+
+def report_from_counts(correct, frames, by_snr, confusion, classes=CLASSES):
+    """The accuracy report from counts: `correct` of `frames` overall, by_snr {snr:
+    (correct, frames)}, confusion counts[true][predicted]."""
+    report = {"frames": int(frames), "accuracy": correct / frames if frames else None,
+              "per_snr": {}, "frames_per_snr": {}, "high_snr_accuracy": None,
+              "classes": list(classes), "confusion": np.asarray(confusion).tolist()}
+    high_correct = high_frames = 0
+    for snr in sorted(by_snr):
+        c, k = by_snr[snr]
+        report["per_snr"][f"{snr:g}"] = c / k if k else None
+        report["frames_per_snr"][f"{snr:g}"] = int(k)
+        if snr >= HIGH_SNR_DB:
+            high_correct, high_frames = high_correct + c, high_frames + k
+    if high_frames:
+        report["high_snr_accuracy"] = high_correct / high_frames
     return report
 
 
@@ -63,6 +82,7 @@ def evaluate(model, recording, attacks=(), labels="truth", attack_options=None, 
     (steps, alpha, ...). Each attack entry carries its budget as eps and PSR dB, and the
     measured perturbation-to-signal power in dB.
     """
+    from .. import attacks as attack_library   # `attacks` is the parameter
     if labels not in ("truth", "predicted"):
         raise ValueError(f"labels must be 'truth' or 'predicted', got {labels!r}")
     x = recording.model_input()
@@ -72,9 +92,9 @@ def evaluate(model, recording, attacks=(), labels="truth", attack_options=None, 
               "attacks": []}
     attack_labels = recording.labels if labels == "truth" else clean_predictions
     for method, eps in attacks:
-        attack = attacks_module.make(method, model, eps=eps, seed=seed,
+        attack = attack_library.make(method, model, eps=eps, seed=seed,
                                      frame_length=recording.frame_length, **(attack_options or {}))
-        x_adv = attacks_module.attack_array(attack, x, attack_labels, batch_size, progress)
+        x_adv = attack_library.attack_array(attack, x, attack_labels, batch_size, progress)
         predictions = predict_logits(model, x_adv).argmax(axis=1)
         entry = {**attack.info(), "labels": labels, "description": attack.describe(),
                  "measured_psr_db": measured_psr_db(x, x_adv)}
@@ -91,6 +111,3 @@ def measured_psr_db(x, x_adv):
         return None
     return 10.0 * math.log10(power / np.mean(x ** 2))
 
-
-def _mean(correct):
-    return float(np.mean(correct)) if len(correct) else None

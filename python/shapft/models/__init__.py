@@ -1,11 +1,11 @@
 """Classifier architectures. Every model takes float32 [B, 2, L] and returns logits [B, C]."""
+from ..core.model_file import ARCHITECTURES
+from ..core.radioml import CLASSES, FRAME_LENGTH
 from .cnn_lstm import CnnLstm
-from .transformer import IQTransformer, transformer_compact, transformer_large
-
-ARCHITECTURES = ("cnn_lstm", "transformer_compact", "transformer_large")
+from .transformer import transformer_compact, transformer_large
 
 
-def build(arch, num_classes=11, frame_length=128):
+def build(arch, num_classes=len(CLASSES), frame_length=FRAME_LENGTH):
     """A freshly initialised model of a named architecture."""
     if arch == "cnn_lstm":
         return CnnLstm(num_classes)

@@ -7,9 +7,11 @@ the same network takes the 128 - m sample frames SHAP-FT fine-tunes on.
 import torch
 from torch import nn
 
+from ..core.radioml import CLASSES
+
 
 class CnnLstm(nn.Module):
-    def __init__(self, num_classes: int = 11, conv_channels: int = 128, kernel_size: int = 8,
+    def __init__(self, num_classes: int = len(CLASSES), conv_channels: int = 128, kernel_size: int = 8,
                  lstm_units: int = 128, dense_units: int = 256):
         super().__init__()
         self.conv = nn.Conv1d(2, conv_channels, kernel_size)

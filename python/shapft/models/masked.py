@@ -27,4 +27,4 @@ def full_frame_classifier(loaded):
     if loaded.mask is None:
         return loaded.module, loaded.frame_length
     keep = torch.as_tensor(masks.keep_positions(loaded.mask), dtype=torch.long)
-    return MaskedClassifier(loaded.module, keep).eval(), int(loaded.mask["frame_length"])
+    return MaskedClassifier(loaded.module, keep).eval(), loaded.full_frame_length

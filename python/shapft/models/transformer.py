@@ -12,6 +12,8 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
+from ..core.radioml import CLASSES, FRAME_LENGTH
+
 
 class SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float):
@@ -49,7 +51,7 @@ class EncoderLayer(nn.Module):
 
 
 class IQTransformer(nn.Module):
-    def __init__(self, num_classes: int = 11, frame_length: int = 128, patch_size: int = 8,
+    def __init__(self, num_classes: int = len(CLASSES), frame_length: int = FRAME_LENGTH, patch_size: int = 8,
                  dim: int = 32, depth: int = 2, heads: int = 4, mlp_dim: int = 64,
                  dropout: float = 0.1):
         super().__init__()
@@ -84,11 +86,11 @@ class IQTransformer(nn.Module):
         return self.head(self.norm(h[:, 0])), maps
 
 
-def transformer_compact(num_classes: int = 11, frame_length: int = 128) -> IQTransformer:
+def transformer_compact(num_classes: int = len(CLASSES), frame_length: int = FRAME_LENGTH) -> IQTransformer:
     """For low-power receivers: 2 layers, 32 wide, 4 heads (about 18.6k parameters)."""
     return IQTransformer(num_classes, frame_length, patch_size=8, dim=32, depth=2, heads=4, mlp_dim=64)
 
 
-def transformer_large(num_classes: int = 11, frame_length: int = 128) -> IQTransformer:
+def transformer_large(num_classes: int = len(CLASSES), frame_length: int = FRAME_LENGTH) -> IQTransformer:
     """The robust teacher: 6 layers, 128 wide, 8 heads (about 0.8M parameters)."""
     return IQTransformer(num_classes, frame_length, patch_size=8, dim=128, depth=6, heads=8, mlp_dim=256)

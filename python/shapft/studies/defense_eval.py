@@ -19,10 +19,6 @@ from ..models import masked
 METHODS = ("direct", "at_fgsm", "shapft", "random")
 
 
-def accuracy(module, x, labels):
-    return float(np.mean(metrics.predict_logits(module, x).argmax(axis=1) == labels))
-
-
 def score_model(path, clean, attacked, eps, seed):
     """clean / attacked / adaptive accuracy of one model file on adv-data frames."""
     loaded = model_file.load(path)
@@ -31,9 +27,9 @@ def score_model(path, clean, attacked, eps, seed):
     x_attacked = torch.from_numpy(attacked.model_input())
     adaptive = attacks.attack_array(attacks.FGSM(classifier, eps=eps, seed=seed),
                                     clean.model_input(), clean.labels)
-    return {"clean": accuracy(classifier, x_clean, clean.labels),
-            "attacked": accuracy(classifier, x_attacked, attacked.labels),
-            "adaptive": accuracy(classifier, torch.from_numpy(adaptive), clean.labels),
+    return {"clean": metrics.model_accuracy(classifier, x_clean, clean.labels),
+            "attacked": metrics.model_accuracy(classifier, x_attacked, attacked.labels),
+            "adaptive": metrics.model_accuracy(classifier, torch.from_numpy(adaptive), clean.labels),
             "m": loaded.mask["m"] if loaded.mask else 0}
 
 
@@ -53,8 +49,8 @@ def evaluate_all(pipeline, path, progress=True, log=print):
         entry.update(m=mask["m"], frame_rule=mask.get("frame_rule"), frames_used=mask.get("frames_used"))
         if "original" not in entry:
             entry["original"] = {
-                "clean": accuracy(original.module, torch.from_numpy(clean.model_input()), clean.labels),
-                "attacked": accuracy(original.module, torch.from_numpy(attacked.model_input()), attacked.labels),
+                "clean": metrics.model_accuracy(original.module, torch.from_numpy(clean.model_input()), clean.labels),
+                "attacked": metrics.model_accuracy(original.module, torch.from_numpy(attacked.model_input()), attacked.labels),
                 "attacked_per_snr": metrics.accuracy_report(
                     attacked.labels, metrics.predict_logits(original.module, attacked.model_input()).argmax(1),
                     attacked.snr_db)["per_snr"]}

@@ -14,8 +14,8 @@ from gnuradio import blocks, gr
 from tqdm import tqdm
 
 from ..core import recording as rec
-from ..blocks.channel_model_source import DEFAULT_CHANNEL, channel_model_source
-from ..core.radioml import CLASSES, FRAME_LENGTH, SNRS_DB
+from ..blocks.channel_model_source import DEFAULT_CHANNEL, channel_model_source, validate_settings
+from ..core.radioml import CLASSES, FRAME_LENGTH, LABEL_TAG_KEY, SNRS_DB
 
 # Frames drawn from one transmitter+channel chain before a new, independent chain is
 # used. The channel's fading (1 Hz Doppler) is nearly static over a chain's few
@@ -60,18 +60,26 @@ def _setting_seed(seed, split_id, name, snr_db):
     return int(np.random.SeedSequence(key).generate_state(1)[0] >> 1)
 
 
+def collect(source, frame_length=FRAME_LENGTH):
+    """Run a finite frame source (a channel_model_source) to its end: its frames
+    (complex64 [n, frame_length]) and the class name of each frame's `label` tag."""
+    tb = gr.top_block()
+    tb.source = source
+    tb.sink = blocks.vector_sink_c(frame_length)
+    tb.connect(tb.source, tb.sink)
+    tb.run()
+    frames = np.asarray(tb.sink.data(), dtype=np.complex64).reshape(-1, frame_length)
+    labels = [pmt.symbol_to_string(t.value) for t in tb.sink.tags()
+              if pmt.symbol_to_string(t.key) == LABEL_TAG_KEY]
+    return frames, labels
+
+
 def run_setting(name, snr_db, n_frames, seed, frames_per_chain=FRAMES_PER_CHAIN, channel=None):
     """Frames (complex64 [n, 128]) of one setting from a short flowgraph; the tags are
     checked against the setting, so a frame can never carry the wrong label."""
     chains = max(1, math.ceil(n_frames / frames_per_chain))
-    tb = gr.top_block()
-    tb.source = channel_model_source([name], [snr_db], num_frames=n_frames, seed=seed,
-                                     chains_per_setting=chains, transient=1024, channel=channel)
-    tb.sink = blocks.vector_sink_c(FRAME_LENGTH)
-    tb.connect(tb.source, tb.sink)
-    tb.run()
-    frames = np.asarray(tb.sink.data(), dtype=np.complex64).reshape(-1, FRAME_LENGTH)
-    labels = [pmt.symbol_to_string(t.value) for t in tb.sink.tags() if pmt.symbol_to_string(t.key) == "label"]
+    frames, labels = collect(channel_model_source([name], [snr_db], num_frames=n_frames, seed=seed,
+                                                  chains_per_setting=chains, transient=1024, channel=channel))
     if len(frames) != n_frames or labels != [name] * n_frames:
         raise RuntimeError(f"{name} at {snr_db} dB: expected {n_frames} frames tagged {name}, "
                            f"got {len(frames)} frames and {len(labels)} label tags")
@@ -120,3 +128,20 @@ def generate_preset(preset, out_dir, seed, force=False, workers=None, progress=T
         rec.write(os.path.join(out_dir, split), recording, DESCRIPTIONS[split], overwrite=force)
         written[split] = recording
     return written
+
+
+def generate_custom(out_dir, name, frames, modulations, snrs_db, seed, force=False, workers=None, progress=True):
+    """Write one recording OUT_DIR/<name> with `frames` frames per setting of the given
+    modulations and SNRs; returns {name: Recording}."""
+    if frames is None or frames < 1:
+        raise ValueError(f"--frames must be >= 1 for --preset custom, got {frames}")
+    validate_settings(modulations, snrs_db, frames, FRAME_LENGTH, 2 * FRAME_LENGTH, 1)
+    base = os.path.join(out_dir, name)
+    if rec.exists(base) and not force:
+        raise FileExistsError(f"{base}.sigmf-meta exists; pass --force to overwrite")
+    counts = {(m, s): frames for m in modulations for s in snrs_db}
+    data = generate_split(counts, seed, name, workers=workers, progress=progress)
+    data.info = {"generator": {"preset": "custom", "seed": seed, "frames": frames,
+                               "modulations": list(modulations), "snrs_db": list(snrs_db)}}
+    rec.write(base, data, f"custom: {frames} frames per class and SNR", overwrite=force)
+    return {name: data}

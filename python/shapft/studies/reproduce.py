@@ -1,5 +1,6 @@
 """`shapft reproduce`: the whole SHAP-FT study (and, when asked, the distillation study)
-as a resumable sequence of stages, each made of the same `shapft` commands a user runs.
+as a resumable sequence of stages, each calling the library functions behind the
+`shapft` commands (studies.stages); OUT/commands.log lists the equivalent commands.
 
 Stages: data -> train -> attack -> explain -> mask -> finetune -> evaluate -> distill
 -> report. A finished stage is recorded in OUT/stages.json and skipped on the next run;
@@ -10,14 +11,13 @@ with `distill=True` (hours on 2 cores); adding it to a finished run redoes the r
 import concurrent.futures
 import dataclasses
 import json
-import shlex
+import multiprocessing
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from ..core import artifacts, masks
+from . import stages
 
 STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "distill", "report")
 
@@ -110,35 +110,34 @@ class Pipeline:
         else:
             artifacts.write_json(record, wanted)
 
-    def shapft(self, *args, threads=None):
-        """Run `shapft ARGS` as a subprocess (the command is recorded for the report)."""
-        args = [str(a) for a in args]
-        threads = threads or self.threads
-        if threads and args[0] in ("train", "attack", "explain", "finetune", "distill"):
-            args += ["--threads", str(threads)]
-        if not self.progress and args[0] in ("generate", "train", "attack", "finetune", "distill"):
-            args.append("--quiet")
-        self._note("shapft " + shlex.join(args))
-        result = subprocess.run([sys.executable, "-m", "gnuradio.shapft.cli", *args],
-                                stdout=subprocess.PIPE, stderr=None if self.progress else subprocess.PIPE,
-                                text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"`shapft {shlex.join(args)}` failed ({result.returncode}):\n"
-                               f"{result.stdout}{result.stderr or ''}")
-        return result.stdout
+    def call(self, command, function, *options, threads=None, **kwargs):
+        """Run one stage's library function, recording the `shapft` command that does the
+        same (options: its (flag, value) pairs) in commands.log."""
+        self._note(artifacts.command_line(command, *options))
+        _set_torch_threads(threads or self.threads)
+        return function(**kwargs)
 
     def _note(self, line):
         """Record a command (or what was done instead of one) for the report."""
         with open(self.out / "commands.log", "a") as f:
             f.write(line + "\n")
 
-    def shapft_parallel(self, jobs):
-        """Run independent `shapft` commands `workers` at a time, one torch thread each
-        (small-batch fine-tuning uses a core badly; two processes use both)."""
-        with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
-            futures = [pool.submit(self.shapft, *job, threads=1) for job in jobs]
-            for future in concurrent.futures.as_completed(futures):
-                future.result()
+    def call_parallel(self, jobs):
+        """Run independent fine-tuning jobs `workers` at a time in separate processes, one
+        torch thread each (small-batch fine-tuning uses a core badly; two processes use
+        both). jobs: (command line, keyword arguments of stages.finetune_model)."""
+        for command, _ in jobs:
+            self._note(command)
+        context = multiprocessing.get_context("spawn")   # a fresh torch per process, no forked OpenMP state
+        with concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+            futures = [pool.submit(_finetune_job, kwargs) for _, kwargs in jobs]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
     # --- paths -----------------------------------------------------------------------
     @property
@@ -173,7 +172,10 @@ class Pipeline:
         if self.preset.data == "presets":
             for preset, folder in (("small", self.small), ("tiny", self.tiny)):
                 if not all(recording.exists(folder / split) for split in generate.PRESETS[preset]):
-                    self.shapft("generate", "--preset", preset, "--out", folder, "--seed", self.seed, "--force")
+                    self.call("generate", generate.generate_preset,
+                              ("--preset", preset), ("--out", folder), ("--seed", self.seed), ("--force", True),
+                              preset=preset, out_dir=folder, seed=self.seed, force=True,
+                              workers=self.workers, progress=self.progress)
             return
         for folder, counts in ((self.small, MICRO_COUNTS["small"]), (self.tiny, MICRO_COUNTS["tiny"])):
             for split, n in counts.items():
@@ -190,60 +192,81 @@ class Pipeline:
         recording.write(folder / split, data, generate.DESCRIPTIONS[split], overwrite=True)
 
     def stage_train(self):
+        p = self.preset
         if not self.original.exists():
-            self.shapft("train", "--arch", "cnn_lstm", "--data", self.small, "--out", self.original,
-                        "--epochs", self.preset.train_epochs, "--patience", self.preset.train_patience,
-                        "--seed", self.seed, "--resume")
+            self.call("train", stages.train_classifier,
+                      ("--arch", "cnn_lstm"), ("--data", self.small), ("--out", self.original),
+                      ("--epochs", p.train_epochs), ("--patience", p.train_patience), ("--seed", self.seed),
+                      ("--resume", True),
+                      arch="cnn_lstm", data=self.small, out=self.original, epochs=p.train_epochs,
+                      patience=p.train_patience, seed=self.seed, resume=True, progress=self.progress)
 
     def stage_attack(self):
         # FGSM against the original model: tiny-adv (SHAP's input) and adv-data (deployment).
         for eps in self.preset.eps_levels:
             for split in ("tiny-test", "adv-data"):
                 if not self.attacked(eps, split).exists():
-                    self.shapft("attack", "--model", self.original, "--data", self.tiny / f"{split}.sigmf-meta",
-                                "--method", "fgsm", "--eps", eps, "--out", self.attacked(eps, split).parent,
-                                "--seed", self.seed, "--force")
+                    data, out = self.tiny / f"{split}.sigmf-meta", self.attacked(eps, split).parent
+                    self.call("attack", stages.attack_recording,
+                              ("--model", self.original), ("--data", data), ("--method", "fgsm"),
+                              ("--eps", eps), ("--out", out), ("--seed", self.seed), ("--force", True),
+                              model=self.original, data=data, method="fgsm", eps=eps, out=out,
+                              seed=self.seed, force=True, progress=self.progress)
 
     def stage_explain(self):
         p = self.preset
         jobs = [(eps, "true") for eps in p.eps_levels] + [(p.eps_levels[0], "predicted")]  # Fig. 5
+        background = self.tiny / "tiny-train.sigmf-meta"
         for eps, outputs in jobs:
             path = self.shap_values(eps, outputs)
             if not path.exists():
-                self.shapft("explain", "--model", self.original, "--background", self.tiny / "tiny-train.sigmf-meta",
-                            "--data", self.attacked(eps, "tiny-test"), "--out", path, "--outputs", outputs,
-                            "--background-size", p.shap_background, "--nsamples", p.shap_nsamples,
-                            "--alphas", p.shap_alphas, "--seed", self.seed)
+                data = self.attacked(eps, "tiny-test")
+                self.call("explain", stages.explain_recording,
+                          ("--model", self.original), ("--background", background), ("--data", data),
+                          ("--out", path), ("--outputs", outputs), ("--background-size", p.shap_background),
+                          ("--nsamples", p.shap_nsamples), ("--alphas", p.shap_alphas), ("--seed", self.seed),
+                          model=self.original, background=background, data=data, out=path, outputs=outputs,
+                          background_size=p.shap_background, nsamples=p.shap_nsamples, alphas=p.shap_alphas,
+                          seed=self.seed, progress=self.progress)
 
     def stage_mask(self):
         for eps in self.preset.eps_levels:
             if not self.mask(eps).exists():
-                self.shapft("mask", "--shap", self.shap_values(eps), "--eps", eps, "--out", self.mask(eps))
+                self.call("mask", stages.derive_mask,
+                          ("--shap", self.shap_values(eps)), ("--eps", eps), ("--out", self.mask(eps)),
+                          shap=self.shap_values(eps), eps=eps, out=self.mask(eps))
 
     def stage_finetune(self):
         p = self.preset
         tiny_train = self.tiny / "tiny-train.sigmf-meta"
-        common = ["--model", self.original, "--data", tiny_train, "--epochs", p.finetune_epochs,
-                  "--patience", p.finetune_patience]
         m = {eps: masks.load(self.mask(eps))["m"] for eps in p.eps_levels}
         jobs, same_as_direct = [], []   # seed by seed, so the first seed's models are ready first
         for seed in p.seeds:
-            jobs.append((self.finetuned("direct", seed), ["--method", "direct"], seed))
+            jobs.append((self.finetuned("direct", seed), "direct", None, None, seed))
             for eps in p.eps_levels:
                 for method in ("shapft", "random"):
                     path = self.finetuned(method, seed, eps)
                     if m[eps] == 0:
                         same_as_direct.append((path, seed))
                     else:
-                        jobs.append((path, ["--method", method, "--mask", self.mask(eps)], seed))
+                        jobs.append((path, method, self.mask(eps), None, seed))
                 if seed in p.at_fgsm_seeds:
-                    jobs.append((self.finetuned("at_fgsm", seed, eps), ["--method", "at_fgsm", "--eps", eps], seed))
-        todo = [("finetune", *common, *extra, "--seed", seed, "--out", path, "--force")
-                for path, extra, seed in jobs if not path.exists()]
-        for path, _, _ in jobs:
+                    jobs.append((self.finetuned("at_fgsm", seed, eps), "at_fgsm", None, eps, seed))
+        todo = []
+        for path, method, mask, eps, seed in jobs:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                continue
+            command = artifacts.command_line(
+                "finetune", ("--model", self.original), ("--data", tiny_train), ("--epochs", p.finetune_epochs),
+                ("--patience", p.finetune_patience), ("--method", method), ("--mask", mask), ("--eps", eps),
+                ("--seed", seed), ("--out", path), ("--force", True))
+            todo.append((command, dict(model=self.original, data=tiny_train, out=path, method=method,
+                                       mask=mask, eps=eps, epochs=p.finetune_epochs,
+                                       patience=p.finetune_patience, seed=seed, force=True,
+                                       progress=False)))
         self.log(f"[finetune] {len(todo)} of {len(jobs)} fine-tuning runs to do, {self.workers} at a time")
-        self.shapft_parallel(todo)
+        self.call_parallel(todo)
         # m = 0 deletes nothing: SHAP-FT and random deletion are then direct fine-tuning with
         # the same seed, bit for bit (checked on seed 0 of the small run), so they are copied.
         for path, seed in same_as_direct:
@@ -257,10 +280,28 @@ class Pipeline:
         defense_eval.evaluate_all(self, path, progress=self.progress, log=self.log)
 
     def stage_distill(self):
+        from . import distill
         seed = self.seed if self.preset.distill_seed is None else self.preset.distill_seed
-        self.shapft("distill", "--data", self.small, "--out", self.out / "distill", "--seed", seed,
-                    "--transfer-models", self.original, *self.preset.distill_args)
+        settings = distill.settings_from_options((*self.preset.distill_args, "--seed", str(seed)))
+        out = self.out / "distill"
+        self.call("distill", distill.run_study,
+                  ("--data", self.small), ("--out", out), ("--seed", seed), ("--transfer-models", self.original),
+                  *zip(self.preset.distill_args[::2], self.preset.distill_args[1::2]),
+                  data_dir=self.small, out_dir=out, settings=settings, transfer_models=(self.original,),
+                  progress=self.progress, log=self.log)
 
     def stage_report(self):
         from . import report
         report.write(self)
+
+
+def _set_torch_threads(threads):
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+
+
+def _finetune_job(kwargs):
+    """One fine-tuning run in a worker process (one torch thread)."""
+    _set_torch_threads(1)
+    stages.finetune_model(**kwargs)

@@ -1,32 +1,14 @@
 """Figures for reports: accuracy vs SNR, confusion matrices, training curves.
 
-Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no global backend
-switch, so importing this beside a Qt flowgraph changes nothing) and written
-atomically; the format follows the file name's extension (.png, .pdf, .svg).
+Every figure in this package is built with new_figure and written with save_figure
+(style.py): object API on an Agg canvas, no pyplot.
 """
-from pathlib import Path
-
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ...core import artifacts
+from .style import new_figure, save_figure
 
-
-def new_figure(width=6.4, height=4.2):
-    """A Figure on an Agg canvas; pass it to save_figure when done."""
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(figure, path, dpi=120):
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    with artifacts.atomic_path(path) as tmp:
-        figure.savefig(tmp, format=fmt, dpi=dpi)
-    return path
+__all__ = ["new_figure", "save_figure", "accuracy_vs_snr", "confusion_matrix", "training_curves"]
 
 
 def accuracy_vs_snr(curves, path, title="Accuracy vs SNR"):

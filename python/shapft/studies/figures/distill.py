@@ -1,10 +1,9 @@
 """Figures of the distillation experiment (distill_results.json): accuracy against the
 attack budget (FGM and PGD, PSR dB), accuracy against SNR (clean and under PGD at the
-training budget), and the transferability heat map. Drawn with plots.new_figure /
-save_figure (Agg canvas, atomic writes)."""
+training budget), and the transferability heat map."""
 import numpy as np
 
-from . import new_figure, save_figure
+from .style import new_figure, save_figure
 
 
 def _label(name):

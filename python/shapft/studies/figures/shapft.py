@@ -1,30 +1,16 @@
 """The SHAP-FT paper's figures, from our own runs (Fig. 4 to 7)."""
 import numpy as np
 
-from ...core import artifacts
 from ...core.radioml import CLASSES
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path):
-    with artifacts.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
-    _pyplot().close(fig)
-    return path
+from .style import new_figure, save_figure
 
 
 def shapley_sums(sums_by_eps, path):
     """Fig. 4: per attack level, the 128 summed Shapley values, negative points marked.
     sums_by_eps: {eps: (sums [L], negative positions)}."""
-    plt = _pyplot()
     levels = sorted(sums_by_eps)
-    fig, axes = plt.subplots(len(levels), 1, figsize=(9, 1.9 * len(levels)), sharex=True, squeeze=False)
+    fig = new_figure(9, 1.9 * len(levels))
+    axes = fig.subplots(len(levels), 1, sharex=True, squeeze=False)
     for ax, eps in zip(axes[:, 0], levels):
         sums, negative = sums_by_eps[eps]
         positions = np.arange(len(sums))
@@ -36,8 +22,7 @@ def shapley_sums(sums_by_eps, path):
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("sample position in the frame")
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _heatmap(ax, matrix, title, fmt):
@@ -56,42 +41,41 @@ def _heatmap(ax, matrix, title, fmt):
 def shapley_heatmap_and_confusion(labels, predicted, shap_predicted, path, eps):
     """Fig. 5: sum of Shapley values (of the predicted class) of the frames in each
     (true, predicted) cell, beside the confusion matrix of the same frames."""
-    plt = _pyplot()
     n = len(CLASSES)
     heat = np.zeros((n, n))
     np.add.at(heat, (labels, predicted), shap_predicted.reshape(len(labels), -1).sum(axis=1))
     confusion = np.zeros((n, n), dtype=int)
     np.add.at(confusion, (labels, predicted), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4))
+    fig = new_figure(12, 5.4)
+    axes = fig.subplots(1, 2)
     fig.colorbar(_heatmap(axes[0], heat, f"(a) summed Shapley values, tiny-adv, eps {eps:g}",
                           lambda v: f"{v:.2g}"), ax=axes[0], shrink=0.8)
     fig.colorbar(_heatmap(axes[1], confusion, "(b) confusion matrix of tiny-adv", str), ax=axes[1], shrink=0.8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_pair(first, second, titles, path):
     """Fig. 6: two row-normalised confusion matrices side by side."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4))
+    fig = new_figure(12, 5.4)
+    axes = fig.subplots(1, 2)
     for ax, confusion, title in zip(axes, (first, second), titles):
         confusion = np.asarray(confusion, dtype=float)
         rows = confusion.sum(axis=1, keepdims=True)
         image = _heatmap(ax, confusion / np.where(rows > 0, rows, 1), title, lambda v: f"{v:.2f}")
     fig.colorbar(image, ax=axes, shrink=0.8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def accuracy_vs_eps(series, path, title):
     """Fig. 7: accuracy against eps; series: {name: (eps list, mean list, std list, style)}."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig = new_figure(7.5, 4.8)
+    ax = fig.add_subplot()
     for name, (eps, mean, std, style) in series.items():
         ax.errorbar(eps, 100 * np.asarray(mean), yerr=100 * np.asarray(std), fmt=style, capsize=3,
                     label=name, lw=1.4, ms=5)
     ax.set_xlabel("FGSM eps (per I/Q component, unit-power frames)")
     ax.set_ylabel("accuracy on adv-data (%)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, wrap=True)  # a long title wraps instead of being clipped
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     # PSR of each measured eps on a top axis (a continuous PSR scale crowds at small eps).
@@ -99,5 +83,4 @@ def accuracy_vs_eps(series, path, title):
     secondary = ax.secondary_xaxis("top")
     secondary.set_xticks(levels, [f"{10 * np.log10(2 * e ** 2):.1f}" for e in levels], fontsize=7)
     secondary.set_xlabel("PSR (dB)", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,0 +1,186 @@
+"""`shapft reproduce --preset micro` end to end: run once without the distillation,
+then with --distill (only the distill and report stages run), then again to check
+that the third run redoes nothing. The masks are checked against the SHAP values,
+the fine-tuned models against their masks, and the evaluation against FGSM on
+masked.MaskedClassifier computed here.
+
+The micro run is slow (minutes): it is kept alone in this file so that `ctest -j`
+runs it beside the other test files.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from gnuradio.shapft import attacks
+from gnuradio.shapft.core import budget, model_file, masks, recording
+from gnuradio.shapft.studies import defense_eval, reproduce
+from gnuradio.shapft.learn import metrics, explain
+from gnuradio.shapft.models import masked
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+torch.set_num_threads(1)
+
+
+# the same helper as test_defense_eval.py's
+def hand_adaptive(module, keep, x, labels, eps):
+    """FGSM crafted against the deletion + model, computed here; returns (x_adv, accuracy)."""
+    classifier = masked.MaskedClassifier(module, torch.as_tensor(keep, dtype=torch.long)).eval()
+    x, labels = torch.from_numpy(x), torch.from_numpy(labels)
+    x_adv = attacks.FGSM(classifier, eps=eps)(x, labels)
+    with torch.no_grad():
+        accuracy = float(np.mean((classifier(x_adv).argmax(dim=1) == labels).numpy()))
+    return x_adv, accuracy
+
+
+# --- `shapft reproduce --preset micro`, twice -------------------------------------------
+
+def snapshot(root):
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    """A micro run without the distillation, the same command with --distill (adds the
+    distill stage and redoes the report), and that command again: (out dir, the three
+    stdouts, files before and after the third run)."""
+    out = tmp_path_factory.mktemp("reproduce") / "micro"
+    command = [sys.executable, "-m", "gnuradio.shapft.cli", "reproduce", "--preset", "micro", "--out", str(out),
+               "--threads", "1", "--quiet"]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", MPLBACKEND="Agg")
+
+    def run(extra, timeout):
+        result = subprocess.run(command + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env, timeout=timeout)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    first = run([], 1500)
+    first_results = json.loads((out / "results.json").read_text())
+    with_distill = run(["--distill"], 900)
+    before = snapshot(out)
+    again = run(["--distill"], 300)
+    return types.SimpleNamespace(out=out, first=first, first_results=first_results, with_distill=with_distill,
+                                 second=again, before=before, after=snapshot(out),
+                                 pipeline=reproduce.Pipeline(out, reproduce.PRESETS["micro"]))
+
+
+EPS_LEVELS = reproduce.PRESETS["micro"].eps_levels
+
+
+def test_reproduce_micro_finishes_with_report_results_figures_masks_and_stages(micro):
+    out = micro.out
+    for stage in reproduce.STAGES:
+        assert (f"[{stage}] finished in" in micro.first) == (stage != "distill")
+    assert "[distill] not asked for (--distill), skipped" in micro.first
+    assert micro.first_results["distillation"] is None
+    assert f"report: {out / 'report.md'}; results: {out / 'results.json'}" in micro.first
+    stages = json.loads((out / "stages.json").read_text())
+    assert list(stages) == list(reproduce.STAGES)
+    assert all(info["seconds"] >= 0 for info in stages.values())
+    results = json.loads((out / "results.json").read_text())
+    assert results["preset"] == "micro" and results["seed"] == 1
+    assert set(results["figures"]) == {"fig4", "fig5", "fig6", "fig7"}
+    for relative in results["figures"].values():
+        data = (out / relative).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, relative
+    report = (out / "report.md").read_text()
+    assert report.startswith("# gr-shapft reproduce --preset micro (seed 1)")
+    for relative in results["figures"].values():
+        assert f"]({relative})" in report
+    assert [row["eps"] for row in results["shapft"]] == list(EPS_LEVELS)
+    for eps, row in zip(EPS_LEVELS, results["shapft"]):
+        mask = masks.load(out / "masks" / f"eps{eps:g}.json")
+        assert results["masks"][f"{eps:g}"] == mask
+        assert row["m"] == mask["m"] and row["frame_rule"] == mask["frame_rule"]
+        assert f"| {eps:g} | {budget.eps_to_psr_db(eps):.1f} | {mask['m']} | {mask['frames_used']} " \
+               f"({mask['frame_rule']}) |" in report
+    assert results["distillation"] is not None and (out / "distill" / "distill_results.json").exists()
+    assert "## Attention-based adversarial robust distillation" in report
+    assert (out / "commands.log").read_text().count("shapft finetune") == 7
+
+
+def test_reproduce_micro_distill_added_later_runs_only_distill_and_report(micro):
+    finished = re.findall(r"\[(\w+)\] finished in", micro.with_distill)
+    skipped = re.findall(r"\[(\w+)\] done before", micro.with_distill)
+    assert finished == ["distill", "report"]
+    assert skipped == [stage for stage in reproduce.STAGES if stage not in ("distill", "report")]
+
+
+def test_reproduce_micro_masks_follow_from_the_shap_values(micro):
+    for eps in EPS_LEVELS:
+        content = explain.load(micro.pipeline.shap_values(eps))
+        assert content["outputs"] == "true"
+        np.testing.assert_array_equal(content["output_classes"][:, 0], content["labels"])
+        values = content["shap_values"][..., 0]                            # [N, 2, 128], the true class
+        error = content["labels"] != content["predicted"]
+        selected = np.ones(len(error), bool) if eps <= 0.05 else error     # the paper's rule, by hand
+        sums = values[selected].sum(axis=(0, 1))
+        mask = masks.load(micro.pipeline.mask(eps))
+        assert mask["drop"] == np.flatnonzero(sums < 0).tolist()
+        assert mask["frame_rule"] == ("all" if eps <= 0.05 else "error")
+        assert mask["frames_used"] == int(selected.sum()) > 0
+        assert mask["model_sha256"] == model_file.load(micro.pipeline.original).sha256
+        assert 0 < mask["m"] < 128
+
+
+def test_reproduce_micro_finetuned_models_carry_their_masks(micro):
+    p = micro.pipeline
+    direct = model_file.load(p.finetuned("direct", 0))
+    assert direct.frame_length == 128 and direct.mask is None
+    for eps in EPS_LEVELS:
+        mask = masks.load(p.mask(eps))
+        shapft_model = model_file.load(p.finetuned("shapft", 0, eps))
+        assert shapft_model.mask == mask and shapft_model.frame_length == 128 - mask["m"]
+        random_model = model_file.load(p.finetuned("random", 0, eps))
+        assert random_model.mask["m"] == mask["m"] and random_model.frame_length == 128 - mask["m"]
+        assert random_model.mask["drop"] == masks.random_positions(mask["m"], 128, 0)
+        assert random_model.mask["drop"] != mask["drop"]
+        at_fgsm = model_file.load(p.finetuned("at_fgsm", 0, eps))
+        assert at_fgsm.frame_length == 128 and at_fgsm.mask is None
+        assert at_fgsm.metadata["training"]["method"] == "at_fgsm"
+
+
+def test_reproduce_micro_evaluation_matches_a_hand_computation(micro):
+    p = micro.pipeline
+    results = json.loads((micro.out / "evaluation.json").read_text())
+    assert set(results) == {f"{eps:g}" for eps in EPS_LEVELS}
+    clean = recording.read(p.tiny / "adv-data.sigmf-meta")
+    original = model_file.load(p.original)
+    eps = EPS_LEVELS[-1]
+    entry = results[f"{eps:g}"]
+    attacked = recording.read(p.attacked(eps, "adv-data"))
+    delta = attacked.model_input() - clean.model_input()
+    assert np.abs(delta).max() == pytest.approx(eps, abs=1e-5)         # FGSM at eps on adv-data
+    original_attacked = np.mean(metrics.predict_logits(original.module, attacked.model_input()).argmax(1)
+                                == attacked.labels)
+    assert entry["original"]["attacked"] == pytest.approx(original_attacked, abs=1e-12)
+    mask = masks.load(p.mask(eps))
+    assert entry["m"] == mask["m"] and entry["frame_rule"] == mask["frame_rule"]
+    loaded = model_file.load(p.finetuned("shapft", 0, eps))
+    keep = masks.keep_positions(mask)
+    _, adaptive = hand_adaptive(loaded.module, keep, clean.model_input(), clean.labels, eps)
+    score = entry["shapft"]["0"]
+    assert score["adaptive"] == pytest.approx(adaptive, abs=1e-12)
+    assert score["m"] == mask["m"]
+    transferred = np.mean(metrics.predict_logits(loaded.module, attacked.model_input()[:, :, keep]).argmax(1)
+                          == attacked.labels)
+    assert score["attacked"] == pytest.approx(transferred, abs=1e-12)
+    for method in defense_eval.METHODS:
+        assert set(entry[method]) == {"0"}
+
+
+def test_reproduce_micro_second_run_redoes_nothing(micro):
+    lines = [line for line in micro.second.splitlines() if line.startswith("[")]
+    assert lines == [line for line in lines if re.fullmatch(r"\[(\w+)\] done before \(\d+ s\), skipped", line)]
+    assert [re.match(r"\[(\w+)\]", line).group(1) for line in lines] == list(reproduce.STAGES)
+    assert "finished in" not in micro.second
+    assert micro.after == micro.before                      # same files, same mtimes and sizes
+    assert len(micro.before) > 40
