@@ -51,3 +51,17 @@ def tone_recording(per_class, snrs_db, seed, length=128):
     frames = frames + noise * np.sqrt(10 ** (-snr[:, None] / 10) / 2)
     frames /= np.sqrt(np.mean(np.abs(frames) ** 2, axis=1, keepdims=True))
     return Recording(frames, labels, snr)
+
+
+def hand_adaptive(module, keep, x, labels, eps):
+    """FGSM crafted against the deletion + model, computed in the test (not by the code
+    under test); returns (x_adv, accuracy)."""
+    import numpy as np
+    from gnuradio.shapft import attacks
+    from gnuradio.shapft.models import masked
+    classifier = masked.MaskedClassifier(module, torch.as_tensor(keep, dtype=torch.long)).eval()
+    x, labels = torch.from_numpy(x), torch.from_numpy(labels)
+    x_adv = attacks.FGSM(classifier, eps=eps)(x, labels)
+    with torch.no_grad():
+        accuracy = float(np.mean((classifier(x_adv).argmax(dim=1) == labels).numpy()))
+    return x_adv, accuracy

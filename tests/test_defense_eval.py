@@ -12,7 +12,6 @@ from gnuradio.shapft import attacks
 from gnuradio.shapft.core import model_file, masks, recording
 from gnuradio.shapft.studies import defense_eval
 from gnuradio.shapft.learn import metrics
-from gnuradio.shapft.models import masked
 import shapft_testing
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -21,14 +20,6 @@ torch.set_num_threads(1)
 
 # --- defense_eval: clean, transferred and adaptive accuracy ---------------------------------
 
-def hand_adaptive(module, keep, x, labels, eps):
-    """FGSM crafted against the deletion + model, computed here; returns (x_adv, accuracy)."""
-    classifier = masked.MaskedClassifier(module, torch.as_tensor(keep, dtype=torch.long)).eval()
-    x, labels = torch.from_numpy(x), torch.from_numpy(labels)
-    x_adv = attacks.FGSM(classifier, eps=eps)(x, labels)
-    with torch.no_grad():
-        accuracy = float(np.mean((classifier(x_adv).argmax(dim=1) == labels).numpy()))
-    return x_adv, accuracy
 
 
 def test_score_model_adaptive_attack_goes_through_the_deletion(tmp_path):
@@ -47,7 +38,7 @@ def test_score_model_adaptive_attack_goes_through_the_deletion(tmp_path):
     eps = 1.0                      # an untrained network needs a large step to change its mind
     score = defense_eval.score_model(path, clean, attacked, eps, seed=0)
 
-    x_adv, adaptive = hand_adaptive(loaded.module, keep, x, labels, eps)
+    x_adv, adaptive = shapft_testing.hand_adaptive(loaded.module, keep, x, labels, eps)
     delta = (x_adv - torch.from_numpy(x)).numpy()
     assert np.all(delta[:, :, drop] == 0)                          # deleted samples get no gradient
     assert np.allclose(np.abs(delta[:, :, keep]), eps, atol=1e-6)  # the kept ones the full step

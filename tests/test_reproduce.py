@@ -18,25 +18,15 @@ import numpy as np
 import pytest
 import torch
 
-from gnuradio.shapft import attacks
 from gnuradio.shapft.core import budget, model_file, masks, recording
 from gnuradio.shapft.studies import defense_eval, reproduce
 from gnuradio.shapft.learn import metrics, explain
-from gnuradio.shapft.models import masked
+import shapft_testing
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 torch.set_num_threads(1)
 
 
-# the same helper as test_defense_eval.py's
-def hand_adaptive(module, keep, x, labels, eps):
-    """FGSM crafted against the deletion + model, computed here; returns (x_adv, accuracy)."""
-    classifier = masked.MaskedClassifier(module, torch.as_tensor(keep, dtype=torch.long)).eval()
-    x, labels = torch.from_numpy(x), torch.from_numpy(labels)
-    x_adv = attacks.FGSM(classifier, eps=eps)(x, labels)
-    with torch.no_grad():
-        accuracy = float(np.mean((classifier(x_adv).argmax(dim=1) == labels).numpy()))
-    return x_adv, accuracy
 
 
 # --- `shapft reproduce --preset micro`, twice -------------------------------------------
@@ -166,7 +156,7 @@ def test_reproduce_micro_evaluation_matches_a_hand_computation(micro):
     assert entry["m"] == mask["m"] and entry["frame_rule"] == mask["frame_rule"]
     loaded = model_file.load(p.finetuned("shapft", 0, eps))
     keep = masks.keep_positions(mask)
-    _, adaptive = hand_adaptive(loaded.module, keep, clean.model_input(), clean.labels, eps)
+    _, adaptive = shapft_testing.hand_adaptive(loaded.module, keep, clean.model_input(), clean.labels, eps)
     score = entry["shapft"]["0"]
     assert score["adaptive"] == pytest.approx(adaptive, abs=1e-12)
     assert score["m"] == mask["m"]
