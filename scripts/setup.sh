@@ -49,7 +49,7 @@ run_logged() {  # quiet unless it fails
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     say "configuring the module"
     run_logged configure cmake -S "$ROOT" -B "$BUILD" -DCMAKE_INSTALL_PREFIX="$VENV" \
-        -DPYTHON_EXECUTABLE="$PY" -DENABLE_DOXYGEN=OFF
+        -DPYTHON_EXECUTABLE="$PY"
 fi
 say "building and installing the module into $VENV"
 run_logged build cmake --build "$BUILD" -j"$(nproc)"

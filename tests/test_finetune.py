@@ -239,18 +239,17 @@ def test_cli_finetune_refuses_bad_input_in_one_line(shapft, files, tmp_path):
 
 @pytest.mark.parametrize("method", ["shapft", "direct"])
 def test_cli_finetune_refuses_an_evaluate_recording_of_another_frame_length(shapft, files, tmp_path, method):
-    # BUG (cli/finetune.py, --evaluate): the recording's frame length is never checked.
-    # shapft/random index 64-sample frames with the kept positions (IndexError, a traceback
-    # instead of a one-line error); direct/at_fgsm classify the 64-sample frames and print
-    # an accuracy. Both only after training and writing --out.
+    # The --evaluate recording's frame length is checked before training: unchecked,
+    # shapft/random would index 64-sample frames with the kept positions (IndexError)
+    # and direct/at_fgsm would classify them, after writing --out.
     out = tmp_path / "ft.pt"
     args = finetune_args(files, out, method, "--mask", files / "mask.json", "--evaluate", files / "short.sigmf-meta")
     try:
         code, stdout, err = shapft(*args)
     except IndexError as crash:
-        pytest.fail(f"BUG: `shapft finetune --method {method} --evaluate <64-sample frames>` crashes with "
+        pytest.fail(f"`shapft finetune --method {method} --evaluate <64-sample frames>` crashes with "
                     f"IndexError ({crash}) instead of exit code 2 and a one-line error")
-    assert code == 2, f"BUG: `shapft finetune --method {method} --evaluate <64-sample frames>` exits {code} " \
+    assert code == 2, f"`shapft finetune --method {method} --evaluate <64-sample frames>` exits {code} " \
                       f"and prints {stdout.strip()!r} instead of refusing frames the model does not take"
     assert "64" in one_line_error(err, "finetune")
     assert not out.exists()

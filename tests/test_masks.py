@@ -164,14 +164,14 @@ def test_validate_accepts_good_masks():
 
 
 def test_validate_refuses_booleans_as_positions_or_frame_length():
-    # BUG (masks.validate): JSON true/false pass `isinstance(i, int)`, so
-    # {"drop": [false, true]} is taken as positions 0 and 1 and "frame_length": true as 1.
+    # JSON true/false pass `isinstance(i, int)`: {"drop": [false, true]} must not be
+    # taken as positions 0 and 1, nor "frame_length": true as 1.
     for mask in ({"frame_length": 8, "drop": [False, True]}, {"frame_length": True, "drop": []}):
         try:
             masks.validate(mask, "my.json")
         except ValueError:
             continue
-        pytest.fail(f"BUG: masks.validate accepts JSON booleans as integers: {mask}")
+        pytest.fail(f"masks.validate accepts JSON booleans as integers: {mask}")
 
 
 def test_keep_positions_and_apply_delete_or_zero_exactly_the_dropped_positions():

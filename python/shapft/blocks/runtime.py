@@ -21,9 +21,8 @@ def load_model(model_path, batch_size, num_threads):
     threads for every thread that has run parallel torch code. A team kept by the main
     thread would live as long as the flowgraph; with more OpenMP threads than cores
     libgomp stops spin-waiting in all of them, and every parallel operation of any
-    other torch code in the process ends in a futex sleep and wake-up (a block with 2
-    intra-op threads ran ~1.5x slower, BENCHMARKS.md). A short-lived thread's team
-    ends with it.
+    other torch code in the process ends in a futex sleep and wake-up. A short-lived
+    thread's team ends with it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -63,8 +62,8 @@ class BatchWorkers:
     each operation across torch's OpenMP threads: a parallel operation ends at a
     barrier where its threads wait for the slowest, so when another thread of the
     flowgraph takes a core from one of them, the others wait too, hundreds of times
-    per batch; batches on separate threads never wait for one another (BENCHMARKS.md:
-    the classifier sink at 2 threads). torch releases the GIL while it computes.
+    per batch; batches on separate threads never wait for one another. torch releases
+    the GIL while it computes.
     `prepare` runs once in each worker before any batch (a model's warm-up).
     """
 
@@ -145,8 +144,7 @@ class Chunk:
         return all(batch.done() for batch in self.batches)
 
     def wait(self):
-        # One wake-up when the last batch is done: waiting for each batch in turn woke
-        # this thread once per batch, ~0.3 ms of its CPU time per chunk.
+        # One wake-up when the last batch is done, not one per batch.
         concurrent.futures.wait(self.batches)
         for batch in self.batches:
             batch.result()   # raises what the batch raised

@@ -28,8 +28,8 @@ class WindowTags:
 def window_tags(block, n, classes, first=0):
     """The tags the channel-model source sets on each frame, for n items of the
     current window from its `first`, read in one C++ pass (read_frame_tags in
-    lib/frame_tags.cc): read one by one in Python they cost ~3.8 us per frame, as much
-    as the compact transformer takes to classify the frame."""
+    lib/frame_tags.cc): read one by one in Python they cost as much as the compact
+    transformer takes to classify the frame."""
     label_index, snr_db, names = read_frame_tags(block.to_basic_block(), first, n, LABEL_TAG_KEY, SNR_TAG_KEY, list(classes))
     class_index = np.where(label_index < len(classes), label_index, -1)
     return WindowTags(class_index, label_index, names, snr_db)

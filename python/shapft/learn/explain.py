@@ -33,7 +33,7 @@ from ..core import artifacts
 OUTPUT_TRANSFORMS = ("logit", "softmax")
 ALPHA_SCHEMES = ("shap", "stratified")
 ENGINES = ("vectorised", "shap")
-DEFAULT_BATCH_SIZE = 50  # interpolants per forward pass; small batches stay in cache (see bench/)
+DEFAULT_BATCH_SIZE = 50  # interpolants per forward pass; small batches stay in cache
 SHAP_BATCH_SIZE = 50  # shap.GradientExplainer's own default
 NPZ_FORMAT = "shapft-shap-values/1"
 
