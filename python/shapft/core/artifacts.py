@@ -5,6 +5,7 @@ import json
 import os
 import shlex
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -18,10 +19,22 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp makes the file private (0600); give it what a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask():
+    with _UMASK_LOCK:   # reading the umask means setting it; no other thread may see the 0
+        mask = os.umask(0)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 def write_bytes(path, data):
