@@ -11,8 +11,10 @@
 Every frame is rescaled to unit average power (RadioML divided by the sum of
 magnitudes, about 100x smaller than our scale).
 """
+import dataclasses
 import io
 import pickle
+from pathlib import Path
 
 import numpy as np
 
@@ -122,3 +124,57 @@ def split(recording, fractions, seed):
     """Stratified random split by (class, SNR) into len(fractions) recordings."""
     parts = splits.stratified_split(recording.labels, recording.snr_db, fractions, np.random.default_rng(seed))
     return [recording.subset(part) for part in parts]
+
+
+FORMATS = ("auto", "rml2016a", "rml2018a")
+SPLITS = ("train", "val", "test")
+
+
+def detect_format(path):
+    """'rml2016a' (a pickle) or 'rml2018a' (an HDF5 file), from the file's first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "rml2018a"
+    if head[:1] == b"\x80" or head[:1] in (b"(", b"}"):
+        return "rml2016a"
+    raise ValueError(f"{path}: neither a pickle nor an HDF5 file; give --format")
+
+
+@dataclasses.dataclass
+class Imported:
+    out: Path
+    parts: dict       # split name -> Recording written, or None where its fraction left it empty
+    report: dict      # what the reader found: source, frames_in, skipped classes
+    frames: int       # frames kept (of known classes)
+
+
+def import_file(source, out, fmt="auto", fractions=(0.6, 0.2, 0.2), class_order="paper", seed=0, force=False):
+    """Convert a RadioML file into OUT/train, OUT/val and OUT/test SigMF recordings,
+    split at random by (class, SNR) with `fractions`."""
+    from . import artifacts, recording
+    if fmt not in FORMATS:
+        raise ValueError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if len(fractions) != len(SPLITS):
+        raise ValueError(f"--split {fractions}: expected three fractions (train, val, test)")
+    source = artifacts.existing_file(source, "input")
+    out = artifacts.writable_dir(out, force=force, expect=[f"{s}{recording.META_SUFFIX}" for s in SPLITS])
+    fmt = detect_format(source) if fmt == "auto" else fmt
+    if fmt == "rml2016a":
+        data, report = read_rml2016a(source)
+    else:
+        order = RML2018_CLASSES if class_order == "paper" else RML2018_CLASSES_TXT
+        data, report = read_rml2018a(source, order)
+    if len(data) == 0:
+        raise ValueError(f"{source}: no frames of a class we know")
+    parts = {}
+    for name, part in zip(SPLITS, split(data, fractions, seed)):
+        if len(part) == 0:
+            parts[name] = None
+            continue
+        part.info = {"import": {"source": report["source"], "file": source.name,
+                                "split": name, "fractions": list(fractions), "seed": seed}}
+        recording.write(out / name, part, f"{report['source']} ({name} split), rescaled to unit power",
+                        overwrite=force)
+        parts[name] = part
+    return Imported(out, parts, report, len(data))
