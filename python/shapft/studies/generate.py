@@ -145,3 +145,20 @@ def generate_custom(out_dir, name, frames, modulations, snrs_db, seed, force=Fal
                                "modulations": list(modulations), "snrs_db": list(snrs_db)}}
     rec.write(base, data, f"custom: {frames} frames per class and SNR", overwrite=force)
     return {name: data}
+
+
+def example_frames(snr_db, seed):
+    """One frame per class from the channel-model source at `snr_db`: ({name: frame}, title)."""
+    frames, labels = collect(channel_model_source(CLASSES, [snr_db], num_frames=len(CLASSES), seed=seed))
+    return {name: frames[labels.index(name)] for name in CLASSES}, f"channel-model source, SNR {snr_db:g} dB"
+
+
+def recording_examples(path):
+    """The highest-SNR frame of each class in a recording: ({name: frame}, title)."""
+    data = rec.read(path)
+    chosen = {}
+    for index, name in enumerate(CLASSES):
+        members = np.flatnonzero(data.labels == index)
+        if len(members):
+            chosen[name] = data.frames[members[np.argmax(data.snr_db[members])]]
+    return chosen, str(path)
