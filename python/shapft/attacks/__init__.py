@@ -14,13 +14,16 @@ clamped: these are radio samples, not pixels.
 The model is crafted against in eval mode (batch norm statistics frozen, no dropout)
 and its previous mode is restored afterwards, so a training loss may call an attack
 on the model it is training. Only the input's gradient is requested; the model's
-parameters and their requires_grad flags are left alone.
+parameters and their requires_grad flags are left alone. With precision 'bf16' (or
+'auto' where the hardware has it) the model's forward and backward passes run under
+bfloat16 autocast; the loss and the perturbation are computed in float32.
 """
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..core import budget
+from ..models import precision as precision_module
 from ..core.radioml import FRAME_LENGTH
 
 
@@ -35,8 +38,9 @@ class Attack:
     norm = "linf"
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
-                 frame_length=FRAME_LENGTH):
+                 frame_length=FRAME_LENGTH, precision="fp32"):
         self.model = model
+        self.precision = precision_module.resolve(precision)
         self.frame_length = int(frame_length)
         self.eps = budget.resolve_eps(eps, psr_db, self.norm, self.frame_length)
         self.psr_db = budget.eps_to_psr_db(self.eps, self.norm, self.frame_length)
@@ -52,7 +56,8 @@ class Attack:
         """The attack's settings as a JSON-serialisable dict (psr_db None for eps 0)."""
         return {"method": self.name, "eps": self.eps,
                 "psr_db": self.psr_db if np.isfinite(self.psr_db) else None,
-                "norm": self.norm, "targeted": self.targeted, "seed": self.seed}
+                "norm": self.norm, "targeted": self.targeted, "seed": self.seed,
+                "precision": self.precision}
 
     def __call__(self, x, labels=None):
         return self.perturb(x, labels)
@@ -81,8 +86,8 @@ class Attack:
         if labels is None:
             if self.targeted:
                 raise ValueError("a targeted attack needs target labels")
-            with torch.no_grad():
-                return self.model(x).argmax(dim=1)
+            with torch.no_grad(), precision_module.autocast(self.precision):
+                return self.model(x).float().argmax(dim=1)
         labels = torch.as_tensor(labels, dtype=torch.long, device=x.device)
         if labels.shape != (len(x),):
             raise ValueError(f"labels must be shaped [{len(x)}], got {tuple(labels.shape)}")
@@ -93,7 +98,9 @@ class Attack:
         The summed loss keeps each frame's gradient independent of the batch."""
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            loss = F.cross_entropy(self.model(x), labels, reduction="sum")
+            with precision_module.autocast(self.precision):
+                logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x)
         return -grad if self.targeted else grad
 
@@ -137,8 +144,8 @@ class BIM(Attack):
     _min_steps = 1
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
-                 frame_length=FRAME_LENGTH, steps=10, alpha=None):
-        super().__init__(model, eps, psr_db, targeted, seed, frame_length)
+                 frame_length=FRAME_LENGTH, precision="fp32", steps=10, alpha=None):
+        super().__init__(model, eps, psr_db, targeted, seed, frame_length, precision)
         self.steps, self.alpha = iteration(self.eps, steps, alpha, self._min_steps)
 
     def describe(self):
@@ -165,8 +172,8 @@ class PGD(BIM):
     _min_steps = 0
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
-                 frame_length=FRAME_LENGTH, steps=10, alpha=None, random_start=True):
-        super().__init__(model, eps, psr_db, targeted, seed, frame_length, steps, alpha)
+                 frame_length=FRAME_LENGTH, precision="fp32", steps=10, alpha=None, random_start=True):
+        super().__init__(model, eps, psr_db, targeted, seed, frame_length, precision, steps, alpha)
         self.random_start = bool(random_start)
         self._generator = torch.Generator().manual_seed(self.seed)
 

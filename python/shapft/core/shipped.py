@@ -13,8 +13,8 @@ def search_path():
         candidates.append(Path(os.environ[ENVIRONMENT_VARIABLE]))
     for prefix in (sys.prefix, "/usr/local", "/usr"):
         candidates.append(Path(prefix) / "share" / "gr-shapft" / "models")
-    # Running from a source checkout (python/shapft -> examples/models).
-    candidates.append(Path(__file__).resolve().parents[2] / "examples" / "models")
+    # Running from a source checkout (python/shapft/core -> examples/models).
+    candidates.append(Path(__file__).resolve().parents[3] / "examples" / "models")
     return candidates
 
 
