@@ -3,7 +3,6 @@ on the direction of FGSM's perturbation; the precision rule ('auto' = bf16 only 
 the hardware has it) and bad values."""
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
