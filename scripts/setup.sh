@@ -8,8 +8,11 @@ VENV="$ROOT/.venv"
 BUILD="$ROOT/build"
 cd "$ROOT"
 
+# python3-pyqt5.qtsvg: gr-qtgui imports matplotlib's Qt backend (the venv's matplotlib),
+# which needs QtSvg; without it every Companion/grcc run warns that matplotlib is missing.
+# Not python3-matplotlib: its mpl_toolkits would shadow the venv's and break mplot3d.
 APT_PACKAGES=(gnuradio gnuradio-dev pybind11-dev cmake make g++ pkg-config python3-venv python3-dev
-              xvfb xauth imagemagick gir1.2-gtk-3.0)
+              xvfb xauth imagemagick gir1.2-gtk-3.0 python3-pyqt5.qtsvg)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

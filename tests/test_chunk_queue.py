@@ -1,6 +1,7 @@
 """chunk_queue: chunks of whole batches, released in order, short chunks only when
 nothing else is queued, a batch's error raised at release."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -106,6 +107,34 @@ def test_a_batch_error_is_raised_at_release(make_queue):
         return {}, compute
 
     queue.queue(frames(4), 0, failing)
+    with pytest.raises(RuntimeError, match="model failed"):
+        queue.release(0)
+
+
+def test_a_later_chunk_that_failed_first_is_raised_at_its_release(make_queue):
+    # The oldest chunk is held while a later one fails: the release of the oldest
+    # must not hand back the failed chunk's unfilled results as if computed; the
+    # next release raises its error.
+    queue = make_queue(batch_size=1, chunk_batches=1)   # chunks of 2 frames
+    failed = threading.Event()
+
+    def later_chunk_fails(frames, first):
+        results, compute = doubling(frames, first)
+
+        def run(index):
+            if first == 0 and index.start == 0:
+                failed.wait(5)
+                time.sleep(0.2)   # the failed chunk's other batch ends too
+            if first == 2:
+                failed.set()
+                raise RuntimeError("model failed")
+            compute(index)
+        return results, run
+
+    queue.queue(frames(4), 0, later_chunk_fails)
+    released = queue.release(0)
+    assert [chunk.end for chunk in released.chunks] == [2]
+    np.testing.assert_array_equal(released.results("x"), [2, 4])
     with pytest.raises(RuntimeError, match="model failed"):
         queue.release(0)
 

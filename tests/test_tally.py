@@ -67,3 +67,15 @@ def test_unlabelled_frames_are_scored_only():
     assert tally.frames_scored == 5 and tally.frames_labelled == 0
     assert math.isnan(tally.accuracy()) and math.isnan(tally.recent_accuracy())
     assert tally.by_snr == {} and not tally.confusion.any()
+
+
+def test_dropped_frames_counted_apart_in_the_report():
+    tally = Tally(CLASSES)
+    tally.frames_in = 10
+    tally.add(np.array([0, 1]), np.array([0, 0]), np.array([4.0, 4.0]))
+    tally.add_invalid("zero")
+    tally.frames_dropped += 7
+    report = tally.as_dict()
+    assert (report["frames_in"], report["frames_scored"], report["frames_dropped"]) == (10, 2, 7)
+    assert report["frames_invalid"] == {"nan": 0, "inf": 0, "zero": 1}
+    assert tally.summary().startswith("10 frames in, 2 scored, 1 invalid, 7 dropped, accuracy 50.0%")

@@ -8,13 +8,14 @@
 import json
 import os
 import tempfile
+import threading
 
 import numpy as np
 import pmt
 import torch
 from gnuradio import blocks, gr, gr_unittest
 
-from gnuradio.shapft import classifier_sink
+from gnuradio.shapft import classifier_sink, fgsm_injector, grc
 from gnuradio.shapft.core import model_file
 import shapft_testing
 from gnuradio.shapft.core.radioml import CLASSES
@@ -29,6 +30,32 @@ def tagged_source(frames, labels=None, snrs=None):
         if snrs is not None:
             tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(snrs[i]))))
     return blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1], tags)
+
+
+def run_to_end(tb, seconds=60):
+    """tb.run(), failing the test rather than hanging when the flowgraph does not end
+    (a block whose work() raised leaves it waiting forever)."""
+    tb.start()
+    waiter = threading.Thread(target=tb.wait, daemon=True)
+    waiter.start()
+    waiter.join(seconds)
+    if waiter.is_alive():
+        tb.stop()
+        waiter.join(10)
+        raise AssertionError(f"the flowgraph did not end within {seconds} s")
+
+
+class FailingModule:
+    """A model that classifies its first `calls` batches, then raises."""
+
+    def __init__(self, module, calls):
+        self.module, self.calls = module, calls
+
+    def __call__(self, x):
+        self.calls -= 1
+        if self.calls < 0:
+            raise RuntimeError("model failed")
+        return self.module(x)
 
 
 def offline_predictions(model_path, frames):
@@ -191,6 +218,126 @@ class qa_classifier_sink(gr_unittest.TestCase):
         good = np.setdiff1d(np.arange(1000), bad)
         predicted, _ = offline_predictions(model_path, frames[good])
         self.assertEqual([messages[i]["class_index"] for i in good], predicted.tolist())
+
+    def test_008_unwritable_results_file_reported_not_fatal(self):
+        # The results directory is replaced by a file after construction: the write at
+        # stop() fails. The process goes on, the error is reported, nothing is created,
+        # and the other sinks on the same source score every frame.
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = shapft_testing.random_frames(200, seed=8)
+        gone, kept = self.path("gone"), self.path("kept")
+        os.mkdir(gone)
+        os.mkdir(kept)
+        tb = gr.top_block()
+        source = tagged_source(frames, ["BPSK"] * 200, [0.0] * 200)
+        failing = classifier_sink(model_path, name="failing", results_path=os.path.join(gone, "r.json"))
+        other = classifier_sink(model_path, name="other", results_path=os.path.join(kept, "r.json"))
+        plain = classifier_sink(model_path, name="plain")
+        for sink in (failing, other, plain):
+            tb.connect(source, sink)
+        os.rmdir(gone)
+        with open(gone, "w") as f:
+            f.write("not a directory")
+        tb.run()
+        self.assertEqual(len(failing.errors()), 1)
+        self.assertRegex(failing.errors()[0], r"^stop: results_path .*gone/r\.json: not written")
+        self.assertIn(failing.errors()[0], failing.summary())
+        self.assertTrue(os.path.isfile(gone))
+        for sink in (failing, other, plain):
+            self.assertEqual(sink.frames_scored(), 200)
+        for sink in (other, plain):
+            self.assertEqual(sink.errors(), [])
+        with open(os.path.join(kept, "r.json")) as f:
+            saved = json.load(f)
+        self.assertEqual((saved["frames_scored"], saved["errors"]), (200, []))
+
+    def test_009_results_path_checked_at_construction(self):
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        with self.assertRaisesRegex(ValueError, "results_path: .*parent directory .*missing/deeper does not exist"):
+            classifier_sink(model_path, results_path=self.path("missing/deeper/r.json"))
+        self.assertFalse(os.path.exists(self.path("missing")))   # no directory made
+        with self.assertRaisesRegex(ValueError, "results_path: .*is a directory"):
+            classifier_sink(model_path, results_path=self.dir.name)
+        with open(self.path("file"), "w") as f:
+            f.write("x")
+        with self.assertRaisesRegex(ValueError, "results_path: .*file is not a directory"):
+            classifier_sink(model_path, results_path=self.path("file/r.json"))
+        with self.assertRaisesRegex(TypeError, "results_path: must be a file path"):
+            classifier_sink(model_path, results_path=3)
+        self.assertIsNone(classifier_sink(model_path, results_path="").results_path)
+
+    def test_010_classification_error_reported_other_sinks_score_all(self):
+        # One sink's model fails after its warm-up (3 calls) and 6 batches (its first
+        # chunk holds at most 4): that sink reports the error and passes over the rest
+        # of its frames; the sink beside it scores all.
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = shapft_testing.random_frames(500, seed=9)
+        tb = gr.top_block()
+        source = tagged_source(frames, ["QPSK"] * 500, [2.0] * 500)
+        failing = classifier_sink(model_path, name="failing", batch_size=16, num_threads=1,
+                                  results_path=self.path("failing.json"))
+        failing.model.module = FailingModule(failing.model.module, calls=3 + 6)
+        other = classifier_sink(model_path, name="other", batch_size=16, num_threads=1)
+        debug = blocks.message_debug()
+        tb.connect(source, failing)
+        tb.connect(source, other)
+        tb.msg_connect(failing, "classification", debug, "store")
+        run_to_end(tb)
+        self.assertEqual(len(failing.errors()), 1)
+        self.assertRegex(failing.errors()[0], "^work: RuntimeError: model failed")
+        self.assertEqual(failing.frames_in(), 500)
+        self.assertGreater(failing.frames_scored(), 0)
+        self.assertGreater(failing.frames_dropped(), 0)
+        self.assertEqual(failing.frames_scored() + failing.frames_dropped(), 500)
+        self.assertEqual(debug.num_messages(), failing.frames_scored())
+        with open(self.path("failing.json")) as f:
+            saved = json.load(f)
+        self.assertEqual(saved["errors"], failing.errors())
+        self.assertEqual(saved["frames_dropped"], failing.frames_dropped())
+        self.assertEqual((other.frames_scored(), other.errors()), (500, []))
+        # The demo's closing table lists the errors too.
+        report = grc.demo_report(other, failing, other, fgsm_injector(model_path))
+        self.assertEqual(report.splitlines()[-1], f"error in failing: {failing.errors()[0]}")
+
+    def test_011_start_error_reported_other_sinks_score_all(self):
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = shapft_testing.random_frames(100, seed=10)
+        tb = gr.top_block()
+        source = tagged_source(frames)
+        failing = classifier_sink(model_path, name="failing", num_threads=1)
+        failing.model.module = FailingModule(failing.model.module, calls=0)   # the warm-up fails
+        other = classifier_sink(model_path, name="other", num_threads=1)
+        tb.connect(source, failing)
+        tb.connect(source, other)
+        run_to_end(tb)
+        self.assertRegex(" ".join(failing.errors()), "^start: RuntimeError: model failed")
+        self.assertEqual((failing.frames_in(), failing.frames_scored(), failing.frames_dropped()), (100, 0, 100))
+        self.assertEqual(other.frames_scored(), 100)
+
+    def test_012_arguments_checked_naming_the_parameter(self):
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        cases = [
+            (TypeError, "model_path: must be a file path", dict(model_path=None)),
+            (ValueError, "model_path: must be a file path, got an empty one", dict(model_path="")),
+            (TypeError, "batch_size: must be an integer, got 'abc'", dict(batch_size="abc")),
+            (ValueError, "batch_size: must be an integer, got 2.5", dict(batch_size=2.5)),
+            (ValueError, "batch_size: must be >= 1", dict(batch_size=0)),
+            (TypeError, "num_threads: must be an integer", dict(num_threads="2")),
+            (TypeError, "num_threads: must be an integer", dict(num_threads=None)),
+            (ValueError, "num_threads: must be >= 0", dict(num_threads=-1)),
+            (TypeError, "name: must be a string", dict(name=3)),
+            (TypeError, "publish: must be True or False", dict(publish="no")),
+            (TypeError, "vector_length: must be an integer", dict(vector_length="x")),
+            (ValueError, "vector_length: must be >= 0", dict(vector_length=-128)),
+        ]
+        for error, message, kwargs in cases:
+            kwargs.setdefault("model_path", model_path)
+            with self.subTest(**{k: repr(v) for k, v in kwargs.items()}):
+                with self.assertRaisesRegex(error, f"^{message}"):
+                    classifier_sink(**kwargs)
+        # 0 threads: one worker per core (torch's default); numpy integers are integers.
+        sink = classifier_sink(model_path, batch_size=np.int64(8), num_threads=0, publish=np.bool_(False))
+        self.assertEqual((sink.num_threads, sink.batch_size, sink.publish), (torch.get_num_threads(), 8, False))
 
 
 if __name__ == '__main__':

@@ -6,8 +6,11 @@
 #
 """QA of fgsm_injector: tagged vector source -> injector -> vector sink; the output
 must equal the library's offline attack on the same frames."""
+import contextlib
 import os
+import sys
 import tempfile
+import threading
 
 import numpy as np
 import pmt
@@ -29,6 +32,56 @@ def tagged_source(frames, labels):
             tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("label"), pmt.intern(label))))
         tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(2.0 * i))))
     return blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1], tags)
+
+
+@contextlib.contextmanager
+def captured_output():
+    """What the process writes to stdout and stderr (file descriptors 1 and 2, where
+    GNU Radio's C++ logging goes), as a list that holds the text once the block ends."""
+    text = []
+    with tempfile.TemporaryFile() as f:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield text
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            f.seek(0)
+            text.append(f.read().decode(errors="replace"))
+
+
+def run_to_end(tb, seconds=60):
+    """tb.run(), failing the test rather than hanging when the flowgraph does not end
+    (a block whose work() raised leaves it waiting forever)."""
+    tb.start()
+    waiter = threading.Thread(target=tb.wait, daemon=True)
+    waiter.start()
+    waiter.join(seconds)
+    if waiter.is_alive():
+        tb.stop()
+        waiter.join(10)
+        raise AssertionError(f"the flowgraph did not end within {seconds} s")
+
+
+class FailingAttack:
+    """An attack (eps 0.05) that perturbs nothing for its first `calls` calls, then raises."""
+    eps = 0.05
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __call__(self, x, labels):
+        self.calls -= 1
+        if self.calls < 0:
+            raise RuntimeError("attack failed")
+        return x
 
 
 class qa_fgsm_injector(gr_unittest.TestCase):
@@ -153,6 +206,92 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         np.testing.assert_allclose(out[good], self.offline(frames[good], truth, eps=0.05), atol=1e-6)
         label_tags = [(t.offset, pmt.symbol_to_string(t.value)) for t in tags if pmt.symbol_to_string(t.key) == "label"]
         self.assertEqual(label_tags, list(enumerate(labels)))
+
+    def test_009_arguments_checked_naming_the_parameter(self):
+        cases = [
+            (TypeError, "model_path: must be a file path", dict(model_path=None)),
+            (TypeError, "eps: must be a number, got 'abc'", dict(eps="abc")),
+            (TypeError, "eps: must be a number", dict(eps=None)),
+            (ValueError, "eps: must be a finite number", dict(eps=float("nan"))),
+            (TypeError, "psr_db: must be a number", dict(psr_db="x")),
+            (ValueError, "psr_db: must be a finite number", dict(psr_db=float("inf"))),
+            (TypeError, "method: must be a string", dict(method=None)),
+            (TypeError, "enabled: must be True or False", dict(enabled="no")),
+            (ValueError, "label_source: None is not one of", dict(label_source=None)),
+            (TypeError, "steps: must be an integer", dict(steps="x", method="bim")),
+            (ValueError, "steps: must be >= 1", dict(steps=0, method="pgd")),
+            (TypeError, "seed: must be an integer", dict(seed="x")),
+            (ValueError, "batch_size: must be an integer, got 2.5", dict(batch_size=2.5)),
+            (TypeError, "batch_size: must be an integer", dict(batch_size="256")),
+            (TypeError, "num_threads: must be an integer", dict(num_threads="a")),
+            (ValueError, "num_threads: must be >= 0", dict(num_threads=-1)),
+            (TypeError, "vector_length: must be an integer", dict(vector_length="x")),
+        ]
+        for error, message, kwargs in cases:
+            kwargs.setdefault("model_path", self.model_path)
+            with self.subTest(**{k: repr(v) for k, v in kwargs.items()}):
+                with self.assertRaisesRegex(error, f"^{message}"):
+                    fgsm_injector(**kwargs)
+        # A PSR budget needs no eps; 0 threads is one worker per core (torch's default).
+        injector = fgsm_injector(self.model_path, eps=None, psr_db=-23.0, method="BIM", steps=3, num_threads=0)
+        self.assertEqual(injector.num_threads, torch.get_num_threads())
+        self.assertEqual(injector.attack.steps, 3)
+        with self.assertRaisesRegex(TypeError, "^eps: must be a number"):
+            injector.set_eps("abc")
+        with self.assertRaisesRegex(ValueError, "^eps: "):
+            injector.set_eps(-1.0)
+        with self.assertRaisesRegex(TypeError, "^psr_db: must be a number"):
+            injector.set_psr_db(None)
+        with self.assertRaisesRegex(TypeError, "^enabled: must be True or False"):
+            injector.set_enabled("no")
+        self.assertAlmostEqual(injector.psr_db(), -23.0)   # unchanged by the refused calls
+        self.assertTrue(injector.enabled)
+
+    def test_010_attack_error_reported_frames_zeroed_others_run(self):
+        # The attack fails after its warm-up (3 calls) and 2 batches: the injector
+        # reports it and passes the rest of its frames on as all-zero frames; the
+        # branch beside it, on the same source, gets every frame.
+        frames = shapft_testing.random_frames(400, seed=11)
+        tb = gr.top_block()
+        source = tagged_source(frames, self.labels * 5)
+        injector = fgsm_injector(self.model_path, eps=0.05, batch_size=8, num_threads=1)
+        injector.attack = FailingAttack(calls=3 + 2)
+        attacked, clean = blocks.vector_sink_c(128), blocks.vector_sink_c(128)
+        tb.connect(source, injector, attacked)
+        tb.connect(source, clean)
+        run_to_end(tb)
+        self.assertEqual(len(injector.errors()), 1)
+        self.assertRegex(injector.errors()[0], "^work: RuntimeError: attack failed")
+        out = np.asarray(attacked.data(), dtype=np.complex64).reshape(-1, 128)
+        self.assertEqual(len(out), 400)
+        zero = ~out.any(axis=1)
+        self.assertEqual(int(zero.sum()), injector.frames_dropped())
+        self.assertGreater(injector.frames_dropped(), 0)
+        np.testing.assert_array_equal(out[~zero], frames[~zero])   # FailingAttack perturbs nothing
+        self.assertEqual(len(clean.data()), 400 * 128)
+
+    def test_011_start_error_reported_frames_zeroed(self):
+        tb = gr.top_block()
+        source = tagged_source(self.frames, self.labels)
+        injector = fgsm_injector(self.model_path, eps=0.05, num_threads=1)
+        injector.attack = FailingAttack(calls=0)   # the warm-up fails
+        attacked, clean = blocks.vector_sink_c(128), blocks.vector_sink_c(128)
+        tb.connect(source, injector, attacked)
+        tb.connect(source, clean)
+        run_to_end(tb)
+        self.assertRegex(" ".join(injector.errors()), "^start: RuntimeError: attack failed")
+        self.assertEqual(injector.frames_dropped(), 90)
+        self.assertFalse(np.any(attacked.data()))
+        self.assertEqual(len(attacked.data()), len(clean.data()))
+
+    def test_012_output_buffer_sized_without_an_info_line(self):
+        # GRC's Min Output Buffer calls set_min_output_buffer(size) on the block.
+        with captured_output() as output:
+            injector = fgsm_injector(self.model_path, batch_size=32, num_threads=2)
+            default = injector.min_output_buffer(0)
+            injector.set_min_output_buffer(4096)
+        self.assertNotIn("set_min_output_buffer", output[0])
+        self.assertEqual((default, injector.min_output_buffer(0)), (4 * 32 * 2, 4096))
 
 
 if __name__ == '__main__':

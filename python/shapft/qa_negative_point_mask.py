@@ -5,9 +5,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 """QA of negative_point_mask: vector source -> mask -> vector sink."""
+import contextlib
 import json
 import os
+import sys
 import tempfile
+import threading
 
 import numpy as np
 import pmt
@@ -26,6 +29,42 @@ def tagged_source(frames):
         tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("label"), pmt.intern("QPSK"))))
         tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(float(i)))))
     return blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1], tags)
+
+
+@contextlib.contextmanager
+def captured_output():
+    """What the process writes to stdout and stderr (file descriptors 1 and 2, where
+    GNU Radio's C++ logging goes), as a list that holds the text once the block ends."""
+    text = []
+    with tempfile.TemporaryFile() as f:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield text
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            f.seek(0)
+            text.append(f.read().decode(errors="replace"))
+
+
+def run_to_end(tb, seconds=60):
+    """tb.run(), failing the test rather than hanging when the flowgraph does not end
+    (a block whose work() raised leaves it waiting forever)."""
+    tb.start()
+    waiter = threading.Thread(target=tb.wait, daemon=True)
+    waiter.start()
+    waiter.join(seconds)
+    if waiter.is_alive():
+        tb.stop()
+        waiter.join(10)
+        raise AssertionError(f"the flowgraph did not end within {seconds} s")
 
 
 class qa_negative_point_mask(gr_unittest.TestCase):
@@ -101,6 +140,42 @@ class qa_negative_point_mask(gr_unittest.TestCase):
         shapft_testing.write_model(model_path, "cnn_lstm")
         with self.assertRaisesRegex(ValueError, "carries no mask"):
             negative_point_mask(model_path)
+
+    def test_005_arguments_checked_naming_the_parameter(self):
+        with self.assertRaisesRegex(TypeError, "^mask_path: must be a file path, got None"):
+            negative_point_mask(None)
+        with self.assertRaisesRegex(ValueError, "^mask_path: must be a file path, got an empty one"):
+            negative_point_mask("")
+        with self.assertRaisesRegex(ValueError, "^mode: None is not one of drop, zero"):
+            negative_point_mask(self.mask_path, None)
+
+    def test_006_work_error_reported_frames_zeroed_others_run(self):
+        # A corrupted deletion makes work() fail: the error is reported, the frames
+        # leave as all-zero frames, and the branch beside it gets every frame.
+        tb = gr.top_block()
+        source = tagged_source(self.frames)
+        mask = negative_point_mask(self.mask_path)
+        mask.keep = np.array([10 ** 6])   # out of range for every frame
+        masked, clean = blocks.vector_sink_c(mask.output_length), blocks.vector_sink_c(128)
+        tb.connect(source, mask, masked)
+        tb.connect(source, clean)
+        run_to_end(tb)
+        self.assertEqual(len(mask.errors()), 1)
+        self.assertRegex(mask.errors()[0], "^work: IndexError")
+        self.assertEqual(mask.frames_dropped(), 37)
+        self.assertEqual(len(masked.data()), 37 * mask.output_length)
+        self.assertFalse(np.any(masked.data()))
+        self.assertEqual(len(clean.data()), 37 * 128)
+
+    def test_007_output_buffer_sized_without_an_info_line(self):
+        # The block reserves its buffer, and GRC's Min Output Buffer calls
+        # set_min_output_buffer(size) on it: neither prints.
+        with captured_output() as output:
+            mask = negative_point_mask(self.mask_path)
+            default = mask.min_output_buffer(0)
+            mask.set_min_output_buffer(4096)
+        self.assertNotIn("set_min_output_buffer", output[0])
+        self.assertEqual((default, mask.min_output_buffer(0)), (1024, 4096))
 
 
 if __name__ == '__main__':

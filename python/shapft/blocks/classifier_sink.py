@@ -7,6 +7,8 @@ import torch
 from gnuradio import gr
 
 from ..core import artifacts
+from . import params
+from .guard import ErrorLog, QuietBuffers
 from .runtime import ChunkQueue, check_vector_length, load_model
 from .tags import window_tags
 from .tally import Tally
@@ -16,7 +18,7 @@ CLASSIFICATION_PORT = pmt.intern("classification")
 CHUNK_BATCHES = 4   # per worker: fewer, larger releases cost this thread less (a batch is quick)
 
 
-class classifier_sink(gr.sync_block):
+class classifier_sink(QuietBuffers, gr.sync_block):
     """Classify vectors of complex64 frames with a gr-shapft TorchScript model.
 
     The vector length is the model's (its metadata says; 128 - m for a SHAP-FT model).
@@ -34,26 +36,40 @@ class classifier_sink(gr.sync_block):
     as the upstream buffer allows: the injector and the mask reserve large output
     buffers; after another block, set its min output buffer (GRC: Advanced > Min
     Output Buffer) so batches fill up.
+
+    `results_path` ('' for none): the results (results()) are written there as JSON
+    when the flowgraph stops; its directory must exist and be writable. Errors while
+    running never stop the flowgraph: each is logged and reported (errors(), and in
+    the results). A sink whose classification failed passes over the rest of its
+    frames unclassified and without messages (counted as dropped), so that the
+    blocks feeding it, and the other branches they feed, run on.
     """
 
     def __init__(self, model_path, batch_size=256, num_threads=0, name="", results_path="",
                  publish=True, vector_length=0):
+        model_path = params.file_path(model_path, "model_path")
+        batch_size = params.integer(batch_size, "batch_size", minimum=1)
+        num_threads = params.integer(num_threads, "num_threads", minimum=0)
+        name = params.text(name, "name")
+        self.results_path = params.output_file(results_path, "results_path")
+        self.publish = params.boolean(publish, "publish")
+        vector_length = params.integer(vector_length, "vector_length", minimum=0)
         self.model = load_model(model_path, batch_size, num_threads)
-        self.num_threads = int(num_threads) or torch.get_num_threads()
+        self.num_threads = num_threads or torch.get_num_threads()
         self.chunks = None
         self.frame_length = self.model.frame_length
         check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_classifier_sink",
                                in_sig=[(np.complex64, self.frame_length)], out_sig=None)
         self.message_port_register_out(CLASSIFICATION_PORT)
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.name = name or self.model.path.stem
-        self.results_path = results_path
-        self.publish = publish
-        self.publishing = publish
+        self.publishing = self.publish
         self.classes = self.model.classes
         self.tally = Tally(self.classes)
         self.log = gr.logger(f"shapft.classifier_sink.{self.name}")
+        self.error_log = ErrorLog(self.log)
+        self.failed = False   # after an error: frames pass unclassified
 
     def _warm_up(self):
         # A full batch: TorchScript's profiling executor optimises the graph for the
@@ -64,6 +80,40 @@ class classifier_sink(gr.sync_block):
                 self.model.module(probe)
 
     def work(self, input_items, output_items):
+        """Classify, count and report the frames released by the workers (GNU Radio)."""
+        n = len(input_items[0])
+        if self.failed:
+            return self._drop(n)
+        counted = self.tally.frames_in
+        try:
+            return self._work(input_items)
+        except Exception as err:
+            self._fail("work", err)
+            return self._drop(n - (self.tally.frames_in - counted))
+
+    def _drop(self, n):
+        """Pass over n frames unclassified."""
+        self.tally.frames_in += n
+        self.tally.frames_dropped += n
+        return n
+
+    def _fail(self, where, err):
+        """Report the error; the workers stop and the frames they held are dropped."""
+        self.error_log.record(where, err)
+        self.failed = True
+        try:
+            self._close_chunks()
+        except Exception as close_err:
+            self.error_log.record(where, close_err)
+
+    def _close_chunks(self):
+        """Stop the workers, once."""
+        chunks, self.chunks = self.chunks, None
+        if chunks:
+            chunks.close()
+
+    def _work(self, input_items):
+        """work() while nothing failed: the number of frames consumed."""
         start = self.nitems_read(0)
         self.chunks.queue(input_items[0], start, self._classification)
         released = self.chunks.release(start)
@@ -96,6 +146,7 @@ class classifier_sink(gr.sync_block):
         return results, classify
 
     def _publish(self, frame_index, predicted, confidence, label, snr, reason):
+        """One frame's message on `classification`."""
         message = {"frame_index": int(frame_index), "valid": reason is None}
         if reason is None:
             message.update(label=self.classes[predicted], class_index=int(predicted),
@@ -111,43 +162,75 @@ class classifier_sink(gr.sync_block):
         self.message_port_pub(CLASSIFICATION_PORT, pmt.to_pmt(message))
 
     def start(self):
-        # Messages cost more than a fast model's inference; build none when nobody listens.
-        self.publishing = self.publish and pmt.length(self.message_subscribers(CLASSIFICATION_PORT)) > 0
-        self.chunks = ChunkQueue(self.num_threads, self._warm_up, self.batch_size, CHUNK_BATCHES)
+        """Start the workers (each warms the model up); an error leaves the sink failed."""
+        try:
+            # Messages cost more than a fast model's inference; build none when nobody listens.
+            self.publishing = self.publish and pmt.length(self.message_subscribers(CLASSIFICATION_PORT)) > 0
+            self.chunks = ChunkQueue(self.num_threads, self._warm_up, self.batch_size, CHUNK_BATCHES)
+        except Exception as err:
+            self._fail("start", err)
         return True
 
     def stop(self):
-        if self.chunks:
-            self.chunks.close()   # frames still queued were never consumed: not counted
-        self.log.info(f"{self.name}: {self.tally.summary()}")
+        """Stop the workers, log the summary and write the results file."""
+        try:
+            self._close_chunks()   # frames still queued were never consumed: not counted
+        except Exception as err:
+            self.error_log.record("stop", err)
         if self.results_path:
-            artifacts.write_json(self.results_path, self.results())
+            try:
+                params.write_output_file(self.results_path,
+                                         lambda path: artifacts.write_json(path, self.results()))
+            except Exception as err:
+                self.error_log.record("stop", f"results_path {self.results_path}: not written: {err}")
+        self.log.info(self.summary())
         return True
 
     def results(self):
-        return dict(self.tally.as_dict(), name=self.name, model=str(self.model.path),
-                    model_sha256=self.model.sha256)
+        """The frame counts, accuracy report, errors and the model, as written to results_path."""
+        return dict(self.tally.as_dict(), errors=self.errors(), name=self.name,
+                    model=str(self.model.path), model_sha256=self.model.sha256)
+
+    def errors(self):
+        """Texts of the errors caught while running, oldest first (empty when none)."""
+        return self.error_log.texts()
 
     def frames_in(self):
+        """Frames received so far."""
         return self.tally.frames_in
 
     def frames_scored(self):
+        """Frames classified so far."""
         return self.tally.frames_scored
 
     def frames_invalid(self):
+        """Frames not classified because of NaN, Inf or all-zero samples."""
         return sum(self.tally.frames_invalid.values())
 
+    def frames_dropped(self):
+        """Frames passed over unclassified after an error (errors())."""
+        return self.tally.frames_dropped
+
     def accuracy(self):
+        """Fraction of the labelled frames classified correctly (nan before any)."""
         return self.tally.accuracy()
 
     def recent_accuracy(self):
+        """Accuracy over the latest labelled frames (tally.RECENT_FRAMES): follows live changes."""
         return self.tally.recent_accuracy()
 
     def accuracy_by_snr(self):
+        """{snr_db: accuracy} of the labelled frames that carried an SNR."""
         return self.tally.accuracy_by_snr()
 
     def confusion_matrix(self):
+        """Counts [true class, predicted class] of the labelled frames (a copy)."""
         return self.tally.confusion.copy()
 
     def summary(self):
-        return f"{self.name}: {self.tally.summary()}"
+        """One line: the sink's name, frame counts, accuracy and any errors."""
+        text = f"{self.name}: {self.tally.summary()}"
+        errors = self.errors()
+        if errors:
+            text += f"; {len(errors)} error{'s' if len(errors) > 1 else ''}: {errors[-1]}"
+        return text

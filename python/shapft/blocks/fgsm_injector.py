@@ -7,6 +7,8 @@ from gnuradio import gr
 
 from .. import attacks
 from ..models import masked
+from . import params
+from .guard import ErrorLog, QuietBuffers
 from .runtime import ChunkQueue, check_vector_length, load_model
 from .tags import window_tags
 from ..core.recording import from_model_input, to_model_input
@@ -16,7 +18,7 @@ CHUNK_BATCHES = 1        # per worker: a batch takes long enough that releases c
 BUFFER_CHUNKS = 4        # room in the output buffer: chunks queued while one is released
 
 
-class fgsm_injector(gr.sync_block):
+class fgsm_injector(QuietBuffers, gr.sync_block):
     """Perturb each frame against a TorchScript classifier with the library's attacks.
 
     FGSM by default (`method`: fgsm, fgm, bim, pgd); the budget is `eps` (L-infinity per
@@ -35,14 +37,30 @@ class fgsm_injector(gr.sync_block):
     frames and passes on the perturbed ones, in order (chunk_queue). A change of
     settings applies from the next frames queued. PGD draws its random starts per
     batch, so the start a frame gets depends on how frames fall into batches.
+
+    Errors while running never stop the flowgraph: each is logged and reported
+    (errors()). After one, the block passes the rest of its frames on as all-zero
+    frames (frames_dropped()), which a classifier sink counts as invalid rather than
+    score unperturbed frames as attacked ones.
     """
 
     def __init__(self, model_path, eps=0.05, method="fgsm", enabled=True, label_source="tag",
                  psr_db=None, steps=10, seed=0, batch_size=256, num_threads=0, vector_length=0):
-        if label_source not in LABEL_SOURCES:
-            raise ValueError(f"label_source: {label_source!r} is not one of {', '.join(LABEL_SOURCES)}")
+        model_path = params.file_path(model_path, "model_path")
+        if psr_db is not None:
+            psr_db = params.number(psr_db, "psr_db")
+        if eps is not None or psr_db is None:   # eps is the budget unless psr_db is given
+            eps = params.number(eps, "eps")
+        method = params.text(method, "method").lower()
+        enabled = params.boolean(enabled, "enabled")
+        label_source = params.choice(label_source, "label_source", LABEL_SOURCES)
+        steps = params.integer(steps, "steps", minimum=1)
+        seed = params.integer(seed, "seed")
+        batch_size = params.integer(batch_size, "batch_size", minimum=1)
+        num_threads = params.integer(num_threads, "num_threads", minimum=0)
+        vector_length = params.integer(vector_length, "vector_length", minimum=0)
         self.model = load_model(model_path, batch_size, num_threads)
-        self.num_threads = int(num_threads) or torch.get_num_threads()
+        self.num_threads = num_threads or torch.get_num_threads()
         self.chunks = None
         self.classifier, self.frame_length = masked.full_frame_classifier(self.model)
         check_vector_length(vector_length, self.frame_length, self.model.path)
@@ -51,9 +69,12 @@ class fgsm_injector(gr.sync_block):
                                out_sig=[(np.complex64, self.frame_length)])
         self.classes = self.model.classes
         self.label_source = label_source
-        self.batch_size = int(batch_size)
-        self.enabled = bool(enabled)
+        self.batch_size = batch_size
+        self.enabled = enabled
         self.invalid = 0
+        self.dropped = 0
+        self.error_log = ErrorLog(self.logger)
+        self.failed = False   # after an error: frames leave as all-zero frames
         self.lock = threading.Lock()
         self.settings = dict(method=method, steps=steps, seed=seed)
         self.attack = self._make_attack(eps if psr_db is None else None, psr_db)
@@ -63,13 +84,16 @@ class fgsm_injector(gr.sync_block):
         self.set_min_output_buffer(BUFFER_CHUNKS * CHUNK_BATCHES * self.batch_size * self.num_threads)
 
     def _make_attack(self, eps, psr_db):
+        """The attack at budget eps or psr_db with the block's settings; errors name the parameter."""
         options = dict(seed=self.settings["seed"], frame_length=self.frame_length)
         if self.settings["method"] in ("bim", "pgd"):
             options["steps"] = self.settings["steps"]
         try:
             return attacks.make(self.settings["method"], self.classifier, eps=eps, psr_db=psr_db, **options)
         except ValueError as err:
-            name = "psr_db" if psr_db is not None else ("eps" if "eps" in str(err) else "method")
+            text = str(err)
+            name = ("method" if "attack method" in text else "steps" if "steps" in text
+                    else "psr_db" if psr_db is not None else "eps")
             raise ValueError(f"{name}: {err}") from None
 
     def _warm_up(self):
@@ -80,21 +104,57 @@ class fgsm_injector(gr.sync_block):
             self.attack(probe, torch.zeros(len(probe), dtype=torch.long))
 
     def start(self):
-        self.chunks = ChunkQueue(self.num_threads, self._warm_up, self.batch_size, CHUNK_BATCHES)
+        """Start the workers (each warms the attack up); an error leaves the block failed."""
+        try:
+            self.chunks = ChunkQueue(self.num_threads, self._warm_up, self.batch_size, CHUNK_BATCHES)
+        except Exception as err:
+            self._fail("start", err)
         return True
 
     def stop(self):
-        if self.chunks:
-            self.chunks.close()   # frames still queued were never passed on
+        """Stop the workers; frames still queued were never passed on."""
+        try:
+            self._close_chunks()
+        except Exception as err:
+            self.error_log.record("stop", err)
         return True
 
     def work(self, input_items, output_items):
-        start = self.nitems_read(0)
-        self.chunks.queue(input_items[0], start, self._perturbation)
-        released = self.chunks.release(start)
-        output_items[0][:released.n] = released.results("frames")
-        self.invalid += len(released.reasons)
-        return released.n
+        """Pass on the frames released by the workers, perturbed (GNU Radio)."""
+        out = output_items[0]
+        if self.failed:
+            return self._drop(out)
+        try:
+            start = self.nitems_read(0)
+            self.chunks.queue(input_items[0], start, self._perturbation)
+            released = self.chunks.release(start)
+            out[:released.n] = released.results("frames")
+            self.invalid += len(released.reasons)
+            return released.n
+        except Exception as err:
+            self._fail("work", err)
+            return self._drop(out)
+
+    def _drop(self, out):
+        """Pass on all-zero frames in place of the window's frames."""
+        out[:] = 0
+        self.dropped += len(out)
+        return len(out)
+
+    def _fail(self, where, err):
+        """Report the error; the workers stop and the frames they held are dropped."""
+        self.error_log.record(where, err)
+        self.failed = True
+        try:
+            self._close_chunks()
+        except Exception as close_err:
+            self.error_log.record(where, close_err)
+
+    def _close_chunks(self):
+        """Stop the workers, once."""
+        chunks, self.chunks = self.chunks, None
+        if chunks:
+            chunks.close()
 
     def _perturbation(self, frames, first):
         """A chunk's output frames and the attack on one of its batches (ChunkQueue)."""
@@ -123,26 +183,42 @@ class fgsm_injector(gr.sync_block):
             return np.full(n, -1)
         return window_tags(self, n, self.classes, first).class_index
 
-    # Callbacks (GRC): the next work() call uses the new settings.
+    # Callbacks (GRC): the next frames queued use the new settings; a bad value is
+    # refused (ValueError or TypeError naming it) and the settings stay as they were.
     def set_eps(self, eps):
-        attack = self._make_attack(eps, None)
+        """Make eps (L-infinity per I/Q component; L2 per frame for fgm) the budget."""
+        attack = self._make_attack(params.number(eps, "eps"), None)
         with self.lock:
             self.attack = attack
 
     def set_psr_db(self, psr_db):
-        attack = self._make_attack(None, psr_db)
+        """Make the perturbation-to-signal ratio psr_db (dB) the budget."""
+        attack = self._make_attack(None, params.number(psr_db, "psr_db"))
         with self.lock:
             self.attack = attack
 
     def set_enabled(self, enabled):
+        """Attack (True) or pass frames through unperturbed (False)."""
+        enabled = params.boolean(enabled, "enabled")
         with self.lock:
-            self.enabled = bool(enabled)
+            self.enabled = enabled
 
     def eps(self):
+        """The budget as eps (whichever unit it was given in)."""
         return self.attack.eps
 
     def psr_db(self):
+        """The budget as perturbation-to-signal ratio, dB."""
         return self.attack.psr_db
 
     def frames_invalid(self):
+        """Frames passed on unperturbed because of NaN, Inf or all-zero samples."""
         return self.invalid
+
+    def frames_dropped(self):
+        """Frames passed on as all-zero frames after an error (errors())."""
+        return self.dropped
+
+    def errors(self):
+        """Texts of the errors caught while running, oldest first (empty when none)."""
+        return self.error_log.texts()

@@ -29,7 +29,8 @@ def shipped_model(name):
 
 
 def demo_report(clean, attacked, defended, injector):
-    """A table of the three classifier sinks' accuracies (clean, attacked, defended)."""
+    """A table of the three classifier sinks' accuracies (clean, attacked, defended),
+    then any errors the sinks or the injector reported."""
     attack = injector.attack
     lines = [f"gr-shapft attack/defence demo: {attack.describe()}",
              f"{'branch':<10} {'frames in':>9} {'scored':>7} {'invalid':>7} {'accuracy':>9}"]
@@ -42,4 +43,6 @@ def demo_report(clean, attacked, defended, injector):
     lost = clean.accuracy() - attacked.accuracy()
     if lost > 0:
         lines.append(f"SHAP-FT recovers {100 * recovered:+.1f} points of the {100 * lost:.1f} the attack took")
+    for name, block in (("injector", injector), *((sink.name, sink) for sink in (clean, attacked, defended))):
+        lines += [f"error in {name}: {text}" for text in block.errors()]
     return "\n".join(lines)

@@ -141,9 +141,15 @@ class Chunk:
     batches: list     # futures of its batches
 
     def done(self):
+        """Whether every batch has finished (or failed)."""
         return all(batch.done() for batch in self.batches)
 
+    def failed(self):
+        """Whether a batch raised (of a done chunk)."""
+        return any(batch.exception() is not None for batch in self.batches)
+
     def wait(self):
+        """The chunk once all its batches are done; raises what a batch raised."""
         # One wake-up when the last batch is done, not one per batch.
         concurrent.futures.wait(self.batches)
         for batch in self.batches:
@@ -160,6 +166,7 @@ class Released:
     chunks: list
 
     def results(self, name):
+        """Per-frame results `name` of the released frames, in order."""
         return np.concatenate([chunk.results[name] for chunk in self.chunks])
 
 
@@ -197,9 +204,10 @@ class ChunkQueue:
 
     def release(self, start):
         """The oldest chunk, waited for, and the ones after it done by then; the workers
-        go on with the rest meanwhile."""
+        go on with the rest meanwhile. Raises what a batch of the oldest chunk raised; a
+        later failed chunk stays queued, the oldest for the next release."""
         chunks = [self._chunks.popleft().wait()]
-        while self._chunks and self._chunks[0].done():
+        while self._chunks and self._chunks[0].done() and not self._chunks[0].failed():
             chunks.append(self._chunks.popleft())
         n = chunks[-1].end - start
         reasons = {chunk.end - start - len(chunk.valid) + i: reason

@@ -11,12 +11,16 @@ RECENT_FRAMES = 500
 
 
 class Tally:
+    """Counts of one sink's frames: in = scored + invalid + dropped (frames a failed
+    sink passed over unclassified)."""
+
     def __init__(self, classes):
         self.classes = list(classes)
         n = len(self.classes)
         self.frames_in = 0
         self.frames_scored = 0
         self.frames_invalid = {"nan": 0, "inf": 0, "zero": 0}
+        self.frames_dropped = 0
         self.frames_labelled = 0
         self.correct = 0
         self.confusion = np.zeros((n, n), dtype=np.int64)      # [true, predicted]
@@ -54,6 +58,7 @@ class Tally:
                 entry[1] += k
 
     def add_invalid(self, reason, count=1):
+        """`count` frames not classified for `reason` ('nan', 'inf' or 'zero')."""
         self.frames_invalid[reason] += count
 
     def accuracy(self):
@@ -65,6 +70,7 @@ class Tally:
         return sum(self.recent) / len(self.recent) if self.recent else math.nan
 
     def accuracy_by_snr(self):
+        """{snr_db: accuracy} of the labelled frames that carried an SNR, by rising SNR."""
         return {snr: c / n for snr, (c, n) in sorted(self.by_snr.items())}
 
     def as_dict(self):
@@ -72,12 +78,16 @@ class Tally:
         report = metrics.report_from_counts(self.correct, self.frames_labelled, self.by_snr,
                                             self.confusion, self.classes)
         return {"frames_in": self.frames_in, "frames_scored": self.frames_scored,
-                "frames_invalid": dict(self.frames_invalid), "frames_labelled": self.frames_labelled,
+                "frames_invalid": dict(self.frames_invalid), "frames_dropped": self.frames_dropped,
+                "frames_labelled": self.frames_labelled,
                 **report}
 
     def summary(self):
+        """One line: frame counts and the accuracy."""
         invalid = sum(self.frames_invalid.values())
         text = f"{self.frames_in} frames in, {self.frames_scored} scored, {invalid} invalid"
+        if self.frames_dropped:
+            text += f", {self.frames_dropped} dropped"
         if self.frames_labelled:
             text += f", accuracy {100 * self.accuracy():.1f}% over {self.frames_labelled} labelled"
         return text
