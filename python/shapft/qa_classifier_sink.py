@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import threading
+import warnings
 
 import numpy as np
 import pmt
@@ -17,6 +18,7 @@ from gnuradio import blocks, gr, gr_unittest
 
 from gnuradio.shapft import classifier_sink, fgsm_injector, grc
 from gnuradio.shapft.core import model_file
+from gnuradio.shapft.models import precision
 import shapft_testing
 from gnuradio.shapft.core.radioml import CLASSES
 from gnuradio.shapft.core.recording import to_model_input
@@ -339,6 +341,27 @@ class qa_classifier_sink(gr_unittest.TestCase):
         sink = classifier_sink(model_path, batch_size=np.int64(8), num_threads=0, publish=np.bool_(False))
         self.assertEqual((sink.num_threads, sink.batch_size, sink.publish), (torch.get_num_threads(), 8, False))
 
+
+    def test_013_bf16_precision_equals_offline_bf16(self):
+        model_path = shapft_testing.write_model(self.path("cnn_lstm.pt"), "cnn_lstm")
+        frames = shapft_testing.random_frames(200, seed=3)
+        labels = [CLASSES[i] for i in self.rng.integers(0, 11, len(frames))]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # emulated bf16 warns on CPUs without it
+            sink, messages = self.run_sink(frames, model_path, labels, [0.0] * 200, batch_size=64,
+                                           precision="bf16")
+            module = model_file.load(model_path).module
+            with torch.no_grad(), precision.autocast("bf16"):
+                logits = module(torch.from_numpy(to_model_input(frames)))
+        self.assertEqual(logits.dtype, torch.bfloat16)
+        offline16 = logits.float().argmax(1).numpy()
+        predicted = [m["class_index"] for m in messages]
+        self.assertEqual(predicted, offline16.tolist())
+        fp32, _ = offline_predictions(model_path, frames)
+        self.assertGreaterEqual(float(np.mean(np.array(predicted) == fp32)), 0.95)
+        self.assertEqual(sink.results()["precision"], "bf16")
+        with self.assertRaisesRegex(ValueError, "precision"):
+            classifier_sink(model_path, precision="half")
 
 if __name__ == '__main__':
     gr_unittest.run(qa_classifier_sink)

@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import threading
+import warnings
 
 import numpy as np
 import pmt
@@ -293,6 +294,24 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         self.assertNotIn("set_min_output_buffer", output[0])
         self.assertEqual((default, injector.min_output_buffer(0)), (4 * 32 * 2, 4096))
 
+
+    def test_013_bf16_precision_equals_offline_bf16_and_agrees_with_fp32(self):
+        truth = [CLASSES.index(name) for name in self.labels]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # emulated bf16 warns on CPUs without it
+            out16, _, injector = self.run_injector(self.frames, self.labels, eps=0.05, batch_size=32,
+                                                   precision="bf16")
+            offline16 = self.offline(self.frames, truth, eps=0.05, precision="bf16")
+        out32, _, _ = self.run_injector(self.frames, self.labels, eps=0.05, batch_size=32)
+        np.testing.assert_allclose(out16, offline16, atol=1e-6)
+        self.assertEqual(injector.attack.precision, "bf16")
+        d16, d32 = out16 - self.frames, out32 - self.frames
+        signs16 = np.sign(np.concatenate([d16.real, d16.imag]))
+        signs32 = np.sign(np.concatenate([d32.real, d32.imag]))
+        self.assertGreaterEqual(float(np.mean(signs16 == signs32)), 0.98)
+        np.testing.assert_allclose(np.abs(np.concatenate([d16.real, d16.imag])), 0.05, rtol=1e-4)
+        with self.assertRaisesRegex(ValueError, "precision"):
+            fgsm_injector(self.model_path, precision="fp16")
 
 if __name__ == '__main__':
     gr_unittest.run(qa_fgsm_injector)

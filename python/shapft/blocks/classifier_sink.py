@@ -7,6 +7,7 @@ import torch
 from gnuradio import gr
 
 from ..core import artifacts
+from ..models import precision as model_precision
 from . import params
 from .guard import ErrorLog, QuietBuffers
 from .runtime import ChunkQueue, check_vector_length, load_model
@@ -46,8 +47,9 @@ class classifier_sink(QuietBuffers, gr.sync_block):
     """
 
     def __init__(self, model_path, batch_size=256, num_threads=0, name="", results_path="",
-                 publish=True, vector_length=0):
+                 publish=True, vector_length=0, precision="fp32"):
         model_path = params.file_path(model_path, "model_path")
+        self.precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS))
         batch_size = params.integer(batch_size, "batch_size", minimum=1)
         num_threads = params.integer(num_threads, "num_threads", minimum=0)
         name = params.text(name, "name")
@@ -75,7 +77,7 @@ class classifier_sink(QuietBuffers, gr.sync_block):
         # A full batch: TorchScript's profiling executor optimises the graph for the
         # shapes of its first calls; after a smaller probe the batches ran ~10 % slower.
         probe = torch.zeros(self.batch_size, 2, self.frame_length)
-        with torch.inference_mode():
+        with torch.inference_mode(), model_precision.autocast(self.precision):
             for _ in range(3):
                 self.model.module(probe)
 
@@ -139,7 +141,9 @@ class classifier_sink(QuietBuffers, gr.sync_block):
 
         def classify(index):
             with torch.inference_mode():
-                best = torch.softmax(self.model.module(inputs[index]), 1).max(dim=1)
+                with model_precision.autocast(self.precision):
+                    logits = self.model.module(inputs[index])
+                best = torch.softmax(logits.float(), 1).max(dim=1)
             results["predicted"][index] = best.indices.numpy()
             results["confidence"][index] = best.values.numpy()
 
@@ -189,7 +193,7 @@ class classifier_sink(QuietBuffers, gr.sync_block):
     def results(self):
         """The frame counts, accuracy report, errors and the model, as written to results_path."""
         return dict(self.tally.as_dict(), errors=self.errors(), name=self.name,
-                    model=str(self.model.path), model_sha256=self.model.sha256)
+                    model=str(self.model.path), model_sha256=self.model.sha256, precision=self.precision)
 
     def errors(self):
         """Texts of the errors caught while running, oldest first (empty when none)."""

@@ -7,6 +7,7 @@ from gnuradio import gr
 
 from .. import attacks
 from ..models import masked
+from ..models import precision as model_precision
 from . import params
 from .guard import ErrorLog, QuietBuffers
 from .runtime import ChunkQueue, check_vector_length, load_model
@@ -45,8 +46,10 @@ class fgsm_injector(QuietBuffers, gr.sync_block):
     """
 
     def __init__(self, model_path, eps=0.05, method="fgsm", enabled=True, label_source="tag",
-                 psr_db=None, steps=10, seed=0, batch_size=256, num_threads=0, vector_length=0):
+                 psr_db=None, steps=10, seed=0, batch_size=256, num_threads=0, vector_length=0,
+                 precision="fp32"):
         model_path = params.file_path(model_path, "model_path")
+        precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS))
         if psr_db is not None:
             psr_db = params.number(psr_db, "psr_db")
         if eps is not None or psr_db is None:   # eps is the budget unless psr_db is given
@@ -76,7 +79,7 @@ class fgsm_injector(QuietBuffers, gr.sync_block):
         self.error_log = ErrorLog(self.logger)
         self.failed = False   # after an error: frames leave as all-zero frames
         self.lock = threading.Lock()
-        self.settings = dict(method=method, steps=steps, seed=seed)
+        self.settings = dict(method=method, steps=steps, seed=seed, precision=precision)
         self.attack = self._make_attack(eps if psr_db is None else None, psr_db)
         # GNU Radio's default buffer holds ~32 frames of 128: work() would see batches
         # that small. Room for several chunks of full batches (GRC's Min Output Buffer,
@@ -85,7 +88,8 @@ class fgsm_injector(QuietBuffers, gr.sync_block):
 
     def _make_attack(self, eps, psr_db):
         """The attack at budget eps or psr_db with the block's settings; errors name the parameter."""
-        options = dict(seed=self.settings["seed"], frame_length=self.frame_length)
+        options = dict(seed=self.settings["seed"], frame_length=self.frame_length,
+                       precision=self.settings["precision"])
         if self.settings["method"] in ("bim", "pgd"):
             options["steps"] = self.settings["steps"]
         try:
@@ -170,8 +174,8 @@ class fgsm_injector(QuietBuffers, gr.sync_block):
             batch_labels = labels[index]
             unknown = batch_labels < 0
             if unknown.any():
-                with torch.no_grad():
-                    batch_labels[unknown] = self.classifier(x[torch.from_numpy(unknown)]).argmax(1).numpy()
+                with torch.no_grad(), model_precision.autocast(attack.precision):
+                    batch_labels[unknown] = self.classifier(x[torch.from_numpy(unknown)]).float().argmax(1).numpy()
             perturbed[index] = from_model_input(attack(x, torch.from_numpy(batch_labels)).numpy())
 
         return {"frames": perturbed}, perturb
