@@ -26,15 +26,16 @@ reported is the median of the rounds' ratios against that round's faster referen
 (libgomp) remembers: once two threads of a process have run parallel torch code, it
 counts more OpenMP threads than cores and stops spin-waiting, and a reference run on
 the main thread would slow what is measured after it in the same process
-(block_support.load_model). The intra-op reference runs on its process's main
+(blocks.runtime.load_model). The intra-op reference runs on its process's main
 thread, as a user's script would. The blocks get the thread count as their Torch
 Threads parameter. Reported: frames/s, complex samples/s, and
 whether that keeps up with RadioML 2016.10a's 200 kHz (1562.5 frames of 128 samples
 per second).
 
 Run: .venv/bin/python bench/bench_blocks.py [--threads N] [--repeats N] [--only BLOCK:MODEL]
-     [--cnn-lstm MODEL.pt] [--compact MODEL.pt]
-(default: full-size untrained models; trained ones cost the same).
+     [--cnn-lstm MODEL.pt] [--compact MODEL.pt] [--precision fp32|bf16|auto]
+(default: full-size untrained models; trained ones cost the same). With
+--compare-precision: each block's flowgraph in fp32 and in bf16, alternating rounds.
 """
 import argparse
 import resource
@@ -52,6 +53,7 @@ from gnuradio import blocks, gr
 
 from gnuradio.shapft import attacks, classifier_sink, fgsm_injector, models
 from gnuradio.shapft.core import model_file
+from gnuradio.shapft.models import precision
 import shapft_testing
 from gnuradio.shapft.blocks.tags import LABEL_TAG, SNR_TAG
 from gnuradio.shapft.core.radioml import CLASSES
@@ -61,6 +63,7 @@ from gnuradio.shapft.blocks.runtime import BatchWorkers
 BATCH = 256
 FRAMES = {"cnn_lstm": (24576, 6144), "transformer_compact": (491520, 122880)}  # sink, injector
 REAL_TIME_FRAMES_PER_S = 200e3 / 128
+PRECISION = ["fp32"]   # --precision, for the blocks and the library references alike
 BUFFER_FRAMES = 8192
 START_POLL_S = 0.005
 POLL_S = 0.05         # once the clock runs (run_until)
@@ -129,7 +132,7 @@ def reference_batches(frames, labels, n):
 def sink_flowgraph(model_path, frames, labels, n, threads):
     tb = gr.top_block()
     tb.src = source(frames, labels)
-    tb.sink = classifier_sink(str(model_path), batch_size=BATCH, num_threads=threads)
+    tb.sink = classifier_sink(str(model_path), batch_size=BATCH, num_threads=threads, precision=PRECISION[0])
     tb.connect(tb.src, tb.sink)
     rate = run_until(tb, tb.sink, n)
     scored = tb.sink.frames_scored()
@@ -179,13 +182,15 @@ def classify(model_path):
 
     def run(batch):
         with torch.inference_mode():
-            torch.softmax(module(batch[0]), 1).max(1)
+            with precision.autocast(PRECISION[0]):
+                logits = module(batch[0])
+            torch.softmax(logits.float(), 1).max(1)
     return run
 
 
 def fgsm(model_path):
     """What the injector does to a batch: FGSM with the batch's labels."""
-    attack = attacks.FGSM(model_file.load(model_path).module, eps=0.05)
+    attack = attacks.FGSM(model_file.load(model_path).module, eps=0.05, precision=PRECISION[0])
     return lambda batch: attack(*batch)
 
 
@@ -199,7 +204,8 @@ def reference(way, make_run):
 def injector_flowgraph(model_path, frames, labels, n, threads):
     tb = gr.top_block()
     tb.src = source(frames, labels)
-    tb.injector = fgsm_injector(str(model_path), eps=0.05, batch_size=BATCH, num_threads=threads)
+    tb.injector = fgsm_injector(str(model_path), eps=0.05, batch_size=BATCH, num_threads=threads,
+                                precision=PRECISION[0])
     tb.sink = blocks.null_sink(gr.sizeof_gr_complex * 128)
     tb.connect(tb.src, tb.injector, tb.sink)
     return run_until(tb, tb.sink, n)
@@ -231,9 +237,9 @@ def measure(kind, model_path, n, threads):
     return MEASUREMENTS[kind](model_path, *bench_frames(), n, threads)
 
 
-def in_own_process(kind, model_path, n, threads):
+def in_own_process(kind, model_path, n, threads, mode=None):
     command = [sys.executable, __file__, "--measure", kind, "--model", str(model_path), "--frames", str(n),
-               "--threads", str(threads)]
+               "--threads", str(threads), "--precision", mode or PRECISION[0]]
     result = subprocess.run(command, check=True, capture_output=True, text=True)
     return float(result.stdout.split()[-1])
 
@@ -270,6 +276,22 @@ def compare(block, arch, model_path, threads, repeats, target):
           f"{' / '.join(runs(measured[kind]) for kind in measured)} |", flush=True)
 
 
+def compare_precision(arch, model_path, threads, repeats):
+    """The blocks' flowgraph rate in fp32 and in bf16, alternating, each in a process of its own."""
+    for block in ("injector", "sink"):
+        n = FRAMES[arch][0 if block == "sink" else 1]
+        rates = {"fp32": [], "bf16": []}
+        for _ in range(repeats):
+            for mode in rates:
+                rates[mode].append(in_own_process(f"{block}-flowgraph", model_path, n, threads, mode))
+        ratios = [b / f for f, b in zip(rates["fp32"], rates["bf16"])]
+        fp32, bf16 = statistics.median(rates["fp32"]), statistics.median(rates["bf16"])
+        name = {"sink": "classifier_sink", "injector": "fgsm_injector"}[block]
+        print(f"| {name}, {arch} | {n:,} | {fp32:,.0f} | {bf16:,.0f} | {statistics.median(ratios):.2f} "
+              f"({min(ratios):.2f}-{max(ratios):.2f}) | {bf16 / REAL_TIME_FRAMES_PER_S:.1f}x | "
+              f"{runs(rates['fp32'])} / {runs(rates['bf16'])} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cnn-lstm", help="cnn_lstm model file")
@@ -278,18 +300,32 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--only", choices=[f"{b}:{a}" for b in ("sink", "injector") for a in FRAMES],
                         help="measure this row only, e.g. sink:transformer_compact")
+    parser.add_argument("--precision", choices=precision.PRECISIONS, default="fp32",
+                        help="the blocks' and references' precision (default fp32)")
+    parser.add_argument("--compare-precision", action="store_true",
+                        help="instead: each block's flowgraph rate in fp32 and in bf16, alternating rounds")
     parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    PRECISION[0] = args.precision
     if args.measure:
         print(measure(args.measure, args.model, args.frames, args.threads))
         return
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"cnn_lstm": args.cnn_lstm or full_size_model("cnn_lstm", tmp),
                  "transformer_compact": args.compact or full_size_model("transformer_compact", tmp)}
-        print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} rounds, "
+        print(f"torch threads {args.threads}, batch {BATCH}, precision {args.precision}, {args.repeats} rounds, "
               f"each in a process of its own")
+        if args.compare_precision:
+            print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} rounds alternating fp32 and "
+                  "bf16, each in a process of its own\n")
+            print("| block, model | frames | fp32 frames/s | bf16 frames/s | bf16/fp32 (rounds) | "
+                  "bf16 real time at 200 kHz | runs: fp32 / bf16 |")
+            print("|---|---|---|---|---|---|---|")
+            for arch, path in paths.items():
+                compare_precision(arch, path, args.threads, args.repeats)
+            return
         frames, labels = bench_frames()
         print(f"harness (vector source -> null sink) CPU time per frame: "
               f"{harness_cpu_per_frame(frames, labels) * 1e6:.2f} us tagged, "
