@@ -315,8 +315,6 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"cnn_lstm": args.cnn_lstm or full_size_model("cnn_lstm", tmp),
                  "transformer_compact": args.compact or full_size_model("transformer_compact", tmp)}
-        print(f"torch threads {args.threads}, batch {BATCH}, precision {args.precision}, {args.repeats} rounds, "
-              f"each in a process of its own")
         if args.compare_precision:
             print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} rounds alternating fp32 and "
                   "bf16, each in a process of its own\n")
@@ -326,6 +324,8 @@ def main():
             for arch, path in paths.items():
                 compare_precision(arch, path, args.threads, args.repeats)
             return
+        print(f"torch threads {args.threads}, batch {BATCH}, precision {args.precision}, {args.repeats} rounds, "
+              f"each in a process of its own")
         frames, labels = bench_frames()
         print(f"harness (vector source -> null sink) CPU time per frame: "
               f"{harness_cpu_per_frame(frames, labels) * 1e6:.2f} us tagged, "
