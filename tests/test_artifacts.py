@@ -47,3 +47,15 @@ def test_output_checks_name_the_option(tmp_path):
         artifacts.writable_dir(tmp_path / "exists.json")
     with pytest.raises(FileNotFoundError, match="--model"):
         artifacts.existing_file(tmp_path / "missing.pt", "--model")
+
+
+def test_write_errors_name_the_file_not_the_temporary(tmp_path):
+    (tmp_path / "taken").write_text("a file where a directory is needed")
+    with pytest.raises(OSError) as caught:
+        artifacts.write_json(tmp_path / "taken" / "out.json", {})
+    assert "out.json" in str(caught.value) and ".tmp" not in str(caught.value)
+    with pytest.raises(OSError) as caught:
+        with artifacts.atomic_path(tmp_path / "out.bin") as tmp:
+            raise OSError(28, "No space left on device", str(tmp))
+    assert "out.bin" in str(caught.value) and ".tmp" not in str(caught.value)
+    assert list(p.name for p in tmp_path.iterdir()) == ["taken"]

@@ -6,7 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from gnuradio.shapft.blocks.runtime import ChunkQueue, batches, frame_validity
+from gnuradio.shapft.blocks.runtime import ChunkQueue, batches
+from gnuradio.shapft.core.recording import frame_validity
 
 
 @pytest.fixture

@@ -220,3 +220,28 @@ def test_cli_keeps_an_existing_output_without_force(shapft, files, tmp_path):
     code, _, err = shapft(*explain_args(files, tmp_path / "x.npz"))
     assert code == 2 and "exists; pass --force" in err
     assert (tmp_path / "x.npz").read_bytes() == b"keep"
+
+
+def test_npz_records_skipped_invalid_frames_and_reads_files_written_without_them(files, tmp_path):
+    from gnuradio.shapft.learn.explain import NPZ_OPTIONAL_ARRAYS
+    loaded = model_file.load(files / "model.pt")
+    data = recording.read(files / "data.sigmf-meta")
+    background = recording.read(files / "background.sigmf-meta")
+    result = explain.expected_gradients(loaded.module, background.model_input(), data.model_input(),
+                                        outputs=data.labels[:, None], nsamples=2)
+    common = dict(frame_indices=[0, 2, 3], background_indices=np.arange(len(background)), labels=data.labels,
+                  predicted=data.labels, class_names=CLASSES, engine="vectorised", outputs="true",
+                  output="softmax", alphas="shap", nsamples=2, seed=0, model_sha256="m", data_sha256="d",
+                  background_sha256="b")
+    explain.save(tmp_path / "skipped.npz", result, **common, invalid={1: "nan"}, background_invalid={7: "zero"})
+    saved = explain.load(tmp_path / "skipped.npz")
+    assert saved["invalid_indices"].tolist() == [1] and saved["invalid_reasons"].tolist() == ["nan"]
+    assert saved["background_invalid_indices"].tolist() == [7]
+    assert saved["background_invalid_reasons"].tolist() == ["zero"]
+    # a file without the arrays (written before they existed) reads as "nothing skipped"
+    with np.load(tmp_path / "skipped.npz") as npz:
+        older = {name: npz[name] for name in npz.files if name not in NPZ_OPTIONAL_ARRAYS}
+    np.savez(tmp_path / "older.npz", **older)
+    content = explain.load(tmp_path / "older.npz")
+    for name in NPZ_OPTIONAL_ARRAYS:
+        assert len(content[name]) == 0

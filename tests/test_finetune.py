@@ -218,13 +218,14 @@ def test_cli_finetune_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     masks.save(tmp_path / "short.json", short_mask)
     refused(*finetune_args(files, out, "shapft", "--mask", tmp_path / "short.json"),
             expect="mask frame_length 64 does not match the model's frame length 128")
-    # a mask derived from another model: refused, accepted (with a warning) with --force
+    # a mask derived from another model: refused, accepted (with a one-line warning) with --force
     args = list(finetune_args(files, out, "shapft", "--mask", files / "mask.json"))
     args[args.index("--model") + 1] = files / "other.pt"
     refused(*args, expect="pass --force to use it anyway")
-    with pytest.warns(UserWarning, match="the mask was derived from model sha256"):
-        code, _, err = shapft(*args, "--force")
+    code, _, err = shapft(*args, "--force")
     assert code == 0, err
+    assert err.strip().startswith("shapft finetune: warning: the mask was derived from model sha256"), err
+    assert len(err.strip().splitlines()) == 1, err
     assert model_file.load(out).frame_length == 125
 
     # an existing output is kept unless --force

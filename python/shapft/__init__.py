@@ -17,6 +17,8 @@ attacks/, models/, learn/ (training, SHAP, distillation, metrics), studies/
 """
 import importlib
 
+__version__ = "1.0.0.0"   # CMakeLists.txt VERSION_MAJOR.API.ABI.PATCH; a test keeps them equal
+
 # name -> module that defines it (relative to this package)
 _LAZY_MODULES = {"grc": ".blocks.grc"}
 _LAZY = {

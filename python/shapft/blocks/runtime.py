@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..core import model_file
+from ..core.recording import frame_validity  # the one rule for invalid frames, shared with the commands
 
 
 def load_model(model_path, batch_size, num_threads):
@@ -89,29 +90,6 @@ class BatchWorkers:
     def close(self):
         """Stop the workers; what is queued and not started is dropped."""
         self._pool.shutdown(cancel_futures=True)
-
-
-def frame_validity(frames):
-    """(valid: bool per frame; {index: 'nan', 'inf' or 'zero'} for the others).
-
-    One pass computes each frame's energy: NaN or Inf when a sample is, 0 when all
-    are 0. Overflow (|x| > 1e19) or underflow (|x| < 1e-23) can flag a good frame
-    there, so flagged frames get the exact test, which also names the reason."""
-    samples = np.ascontiguousarray(frames, dtype=np.complex64).view(np.float32)
-    energy = np.einsum("ij,ij->i", samples, samples)
-    valid = np.isfinite(energy) & (energy > 0)
-    reasons = {}
-    for i in np.flatnonzero(~valid):
-        frame = frames[i]
-        if np.isnan(frame).any():
-            reasons[int(i)] = "nan"
-        elif np.isinf(frame).any():
-            reasons[int(i)] = "inf"
-        elif not frame.any():
-            reasons[int(i)] = "zero"
-        else:
-            valid[i] = True
-    return valid, reasons
 
 
 def batches(valid, batch_size, parts=1):

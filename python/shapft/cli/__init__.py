@@ -6,7 +6,9 @@ command runs, so `shapft generate` never pays for importing torch.
 """
 import argparse
 import importlib
+import os
 import sys
+import warnings
 
 # name -> (module, one-line help); order is the order of `shapft --help`.
 COMMANDS = {
@@ -34,10 +36,18 @@ def _parser():
         description="gr-shapft: attack and defend deep-learning modulation classifiers "
                     "(SHAP-FT, attention-based robust distillation) with GNU Radio.",
         epilog="Run `shapft COMMAND --help` for a command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                        help="print the gr-shapft version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def version():
+    """gr-shapft's version: the package's __version__ (CMakeLists.txt's project version)."""
+    package = sys.modules[__name__.rpartition(".")[0]]
+    return getattr(package, "__version__", None) or "unknown"
 
 
 def main(argv=None):
@@ -52,15 +62,47 @@ def main(argv=None):
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
     try:
-        result = module.run(args)
+        with _one_line_warnings(name):
+            result = module.run(args)
     except KeyboardInterrupt:
         print(f"shapft {name}: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, FileExistsError, FileNotFoundError, PermissionError,
-            IsADirectoryError, NotADirectoryError) as err:
+    except (CommandError, ValueError, OSError) as err:   # OSError: files (missing, taken, disk full, ...)
         print(f"shapft {name}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _one_line_warnings:
+    """While a command runs, gr-shapft's own warnings (UserWarnings raised from the
+    package, e.g. a budget above 0 dB PSR) print as one line, `shapft CMD: warning: ...`,
+    every time; other warnings are left to Python. Restored afterwards."""
+
+    def __init__(self, command):
+        self.command = command
+        self._saved = warnings.catch_warnings()
+
+    def __enter__(self):
+        from ..core.budget import BudgetWarning
+        self._saved.__enter__()
+        warnings.simplefilter("always", BudgetWarning)
+        previous = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            ours = os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+            if issubclass(category, UserWarning) and ours:
+                print(f"shapft {self.command}: warning: {_one_line(message)}", file=sys.stderr)
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        return self
+
+    def __exit__(self, *exc):
+        return self._saved.__exit__(*exc)
 
 
 def _one_line(err):

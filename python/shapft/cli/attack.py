@@ -8,7 +8,12 @@ clean predictions (--labels predicted). --targeted pushes every frame towards
 perturbation-to-signal ratio --psr-db (fgsm at eps 0.05 is -23 dB).
 
 The output OUTDIR/<input name>.sigmf-{meta,data} keeps the input's annotations (true
-classes and SNRs) and records the attack in its global `shapft:attack` field.
+classes and SNRs) and records the attack in its global `shapft:attack` field. A model
+that carries a negative-point mask (SHAP-FT) is attacked on full-length frames through
+its deletion, as the fgsm_injector block does. Invalid frames (a NaN or infinite
+sample, or all samples zero) cannot be attacked: they are left out of the output and
+counted (`shapft:attack` frames_invalid and invalid_frame_indices), or refused with
+--invalid-frames error.
 """
 
 from . import common
@@ -33,6 +38,7 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, metavar="OUTDIR", help="output directory")
     parser.add_argument("--batch-size", type=int, default=256, help="frames per batch (default 256)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output recording")
+    common.add_invalid_frames(parser)
     common.add_seed(parser)
     common.add_threads(parser)
     common.add_quiet(parser)
@@ -46,8 +52,11 @@ def run(args):
     done = stages.attack_recording(
         args.model, args.data, args.method, args.out, eps=args.eps, psr_db=args.psr_db, steps=args.steps,
         alpha=args.alpha, targeted=args.targeted, target_class=args.target_class, labels=args.labels,
-        batch_size=args.batch_size, seed=args.seed, force=args.force, progress=not args.quiet)
+        batch_size=args.batch_size, seed=args.seed, force=args.force, progress=not args.quiet,
+        invalid_frames=args.invalid_frames)
     outcome = (f"{100 * np.mean(done.predictions == done.labels):.1f}% now classified as {args.target_class}"
                if args.targeted else
                f"model now wrong on {100 * np.mean(done.predictions != done.true_labels):.1f}%")
-    print(f"wrote {done.path}: {done.frames} frames, {done.description}; {outcome}")
+    left_out = done.check.describe("of the input left out, not attacked")
+    print(f"wrote {done.path}: {done.frames} frames, {done.description}; {outcome}"
+          + (f"; {left_out}" if left_out else ""))

@@ -8,17 +8,40 @@ def add_seed(parser, default=0):
 
 
 def add_threads(parser):
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice, one per core)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads; 0 = torch's default, one per core (default 0), "
+                             "as the blocks' num_threads")
 
 
 def add_quiet(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_invalid_frames(parser):
+    parser.add_argument("--invalid-frames", choices=["skip", "error"], default="skip",
+                        help="frames with a NaN or infinite sample, or all samples zero: skip leaves "
+                             "them out and counts them (default), error refuses the recording, "
+                             "naming the first such frame")
+
+
 def apply_threads(args):
     import torch
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CommandError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.threads is None or args.threads == 0:
+        return   # torch's default: one thread per core
+    if args.threads < 0:
+        raise CommandError(f"--threads must be >= 0 (0 = torch's default, one per core), got {args.threads}")
+    torch.set_num_threads(args.threads)
+
+
+def invalid_note(check, option):
+    """The line saying which invalid frames of `option`'s recording were left out, or ''."""
+    text = check.describe() if check is not None else ""
+    return f"{option}: {text}" if text else ""
+
+
+def print_invalid(checks):
+    """Print invalid_note for each (check, option) that left frames out."""
+    for check, option in checks:
+        note = invalid_note(check, option)
+        if note:
+            print(note)

@@ -77,6 +77,7 @@ def add_arguments(parser):
                              "transferability matrix")
     common.add_seed(parser)
     common.add_threads(parser)
+    common.add_invalid_frames(parser)
     common.add_quiet(parser)
 
 
@@ -92,7 +93,7 @@ def run(args):
     transfer_models = [item.strip() for item in args.transfer_models.split(",") if item.strip()]
     results = study.run_study(args.data, args.out, settings, teacher=args.teacher,
                               transfer_models=transfer_models, progress=not args.quiet,
-                              log=lambda text: print(text, file=sys.stderr, flush=True))
+                              log=lambda text: print(text, file=sys.stderr, flush=True), invalid_frames=args.invalid_frames)
     out = Path(args.out)
     print(study.markdown_table(results))
     print(f"wrote {out / 'distill_results.json'}, distill_table.md and figures in {out} "

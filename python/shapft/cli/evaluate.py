@@ -6,8 +6,16 @@ or as one --method with --eps-list or --psr-list (space-separated values, e.g.
 model itself (white box) from the recording's true labels (or --labels predicted),
 and every budget is shown both as eps and as PSR in dB.
 
+The first row is the recording's frames as they are: "clean", or "as recorded (...)"
+with the attack an attacked recording (`shapft attack`) carries. A model that carries a
+negative-point mask (SHAP-FT) classifies full-length frames through its deletion, as
+classifier_sink does; frames already of its shorter length work too. Invalid frames (a
+NaN or infinite sample, or all samples zero) are left out and counted, or refused with
+--invalid-frames error.
+
 --json writes the full results (per-SNR accuracies, confusion matrices, budgets);
---figure draws accuracy vs SNR with one curve per condition.
+--figure draws accuracy vs SNR with one curve per condition. Both are checked writable
+before the evaluation starts.
 """
 from . import CommandError, common
 
@@ -29,28 +37,27 @@ def add_arguments(parser):
     parser.add_argument("--json", metavar="OUT.json", help="write the results as JSON")
     parser.add_argument("--figure", metavar="OUT.png", help="plot accuracy vs SNR")
     parser.add_argument("--batch-size", type=int, default=256, help="frames per attack batch (default 256)")
+    common.add_invalid_frames(parser)
     common.add_seed(parser)
     common.add_threads(parser)
     common.add_quiet(parser)
 
 
 def run(args):
-    from ..core import artifacts, model_file
     from ..studies import stages
 
     common.apply_threads(args)
-    frame_length = model_file.frame_length_of(artifacts.existing_file(args.model, "--model"))
     result = stages.evaluate_model(
-        args.model, args.data, parse_attacks(args, frame_length), steps=args.steps, alpha=args.alpha,
+        args.model, args.data, parse_attacks(args), steps=args.steps, alpha=args.alpha,
         labels=args.labels, batch_size=args.batch_size, seed=args.seed, json_path=args.json,
-        figure=args.figure, progress=not args.quiet)
+        figure=args.figure, progress=not args.quiet, invalid_frames=args.invalid_frames)
     print(format_table(result))
 
 
-def parse_attacks(args, frame_length):
-    """[(method, eps), ...] from --attacks or --method with --eps-list/--psr-list."""
+def parse_attacks(args):
+    """[(method, eps, psr_db), ...] (one of eps, psr_db None) from --attacks or --method
+    with --eps-list/--psr-list."""
     from .. import attacks
-    from ..core import budget
     if args.attacks and (args.method or args.eps_list or args.psr_list):
         raise CommandError("give either --attacks or --method with --eps-list/--psr-list")
     if bool(args.method) != bool(args.eps_list or args.psr_list):
@@ -62,13 +69,11 @@ def parse_attacks(args, frame_length):
             if method not in attacks.METHODS or not value:
                 raise CommandError(f"--attacks: {item!r} is not METHOD:EPS with METHOD one of "
                                    f"{', '.join(attacks.METHODS)}")
-            pairs.append((method, _number(value, "--attacks")))
-    elif args.method:
-        values = args.eps_list or args.psr_list
-        norm = attacks.METHODS[args.method].norm
-        if args.psr_list:
-            values = [budget.psr_db_to_eps(v, norm, frame_length) for v in values]
-        pairs = [(args.method, v) for v in values]
+            pairs.append((method, _number(value, "--attacks"), None))
+    elif args.eps_list:
+        pairs = [(args.method, v, None) for v in args.eps_list]
+    elif args.psr_list:
+        pairs = [(args.method, None, v) for v in args.psr_list]
     else:
         return []
     return pairs
@@ -76,10 +81,17 @@ def parse_attacks(args, frame_length):
 
 def format_table(result):
     """Overall and >= 10 dB accuracy per condition, then accuracy per SNR (%)."""
-    conditions = [("clean", result["clean"])] + [
+    from ..core import recording
+    from ..studies.stages import condition_name
+    conditions = [(condition_name(result["clean"]), result["clean"])] + [
         (f"{e['method']}:{e['eps']:.4g}", e) for e in result["attacks"]]
+    deletion = (f", through its mask's deletion of {result['mask_applied']} positions"
+                if result.get("mask_applied") else "")
     lines = [f"{result.get('model', 'model')} on {result.get('data', 'data')}: "
-             f"{result['frames']} frames of {result['frame_length']} samples", ""]
+             f"{result['frames']} frames of {result['frame_length']} samples{deletion}"]
+    skipped = recording.FrameCheck.from_indices(result.get("invalid_frame_indices") or {}).describe()
+    lines += [skipped] if skipped else []
+    lines.append("")
     width = max(len(e.get("description", "clean")) for _, e in conditions)
     lines.append(f"{'condition':<{width}}  {'overall':>7}  {'>=10 dB':>7}")
     for _, entry in conditions:

@@ -16,6 +16,12 @@ lower-variance estimate for the same nsamples.
 The .npz holds shap_values (N, 2, L, K), frame_indices, background_indices,
 output_classes (N, K), labels, predicted, class_names, draw_background, draw_alphas
 and the settings with the sha256 of the model and of both recordings' data files.
+
+Invalid frames (a NaN or infinite sample, or all samples zero) are left out of both
+recordings and counted; the .npz lists the skipped data frames (invalid_indices,
+invalid_reasons), which `shapft mask` reports. --invalid-frames error refuses them
+instead. A model that carries a negative-point mask (SHAP-FT) is explained on
+full-length frames through its deletion.
 """
 from . import common
 
@@ -46,6 +52,7 @@ def add_arguments(parser):
     common.add_seed(parser)
     common.add_threads(parser)
     parser.add_argument("--force", action="store_true", help="overwrite --out")
+    common.add_invalid_frames(parser)
     common.add_quiet(parser)
 
 
@@ -57,8 +64,9 @@ def run(args):
         args.model, args.background, args.data, args.out, background_size=args.background_size,
         nsamples=args.nsamples, outputs=args.outputs, output=args.output, alphas=args.alphas,
         engine=args.engine, batch_size=args.batch_size, seed=args.seed, force=args.force,
-        progress=not args.quiet)
+        progress=not args.quiet, invalid_frames=args.invalid_frames)
     print(f"{done.path}: shap_values {done.shape} ({args.outputs} outputs, {args.output}), "
           f"engine {args.engine}, nsamples {args.nsamples}, alphas {args.alphas}, "
           f"background {args.background_size}")
     print(f"{done.frames} frames in {done.seconds:.1f} s ({done.frames / done.seconds:.2f} frames/s)")
+    common.print_invalid([(done.check, "--data"), (done.background_check, "--background")])

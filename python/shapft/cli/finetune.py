@@ -6,6 +6,9 @@ The exported model carries the mask, so `negative_point_mask` and `classifier_si
 need nothing but the model file. Baselines with the same recipe: --method direct
 (no deletion), random (m random positions), at_fgsm (FGSM adversarial training at
 --eps).
+
+Invalid frames (a NaN or infinite sample, or all samples zero) of --data and
+--evaluate are left out and counted, or refused with --invalid-frames error.
 """
 from . import common
 
@@ -13,8 +16,12 @@ from . import common
 def add_arguments(parser):
     parser.add_argument("--model", required=True, metavar="ORIGINAL.pt", help="the original cnn_lstm")
     parser.add_argument("--data", required=True, metavar="REC", help="training frames (tiny-train)")
-    parser.add_argument("--out", required=True, metavar="MODEL.pt")
-    parser.add_argument("--method", choices=["shapft", "random", "direct", "at_fgsm"], default="shapft")
+    parser.add_argument("--out", required=True, metavar="MODEL.pt",
+                        help="fine-tuned model file to write (carries the mask for shapft and random)")
+    parser.add_argument("--method", choices=["shapft", "random", "direct", "at_fgsm"], default="shapft",
+                        help="shapft: delete the mask's positions; random: as many random positions; "
+                             "direct: no deletion; at_fgsm: FGSM adversarial training at --eps "
+                             "(default shapft)")
     parser.add_argument("--mask", metavar="MASK.json", help="shapft: the mask; random: its m is used")
     parser.add_argument("--eps", type=float, help="at_fgsm: the adversarial-training budget")
     parser.add_argument("--epochs", type=int, default=50, help="at most this many epochs (default 50)")
@@ -23,6 +30,7 @@ def add_arguments(parser):
                         "after deleting the same positions")
     parser.add_argument("--force", action="store_true",
                         help="accept a mask derived from another model (warns), overwrite --out")
+    common.add_invalid_frames(parser)
     common.add_seed(parser)
     common.add_threads(parser)
     common.add_quiet(parser)
@@ -35,10 +43,11 @@ def run(args):
     done = stages.finetune_model(
         args.model, args.data, args.out, method=args.method, mask=args.mask, eps=args.eps,
         epochs=args.epochs, patience=args.patience, evaluate=args.evaluate, seed=args.seed,
-        force=args.force, progress=not args.quiet)
+        force=args.force, progress=not args.quiet, invalid_frames=args.invalid_frames)
     result = done.result
     print(f"{done.path}: {done.method}, frames of {done.frame_length} samples, best epoch "
           f"{result.best_epoch} of {result.epochs_run}, val accuracy {100 * result.best_val_acc:.1f}%")
+    common.print_invalid([(done.checks.get("--data"), "--data"), (done.checks.get("--evaluate"), "--evaluate")])
     if done.evaluation is not None:
         report = done.evaluation
         print(f"{args.evaluate}: accuracy {100 * report['accuracy']:.1f}% over {report['frames']} frames")

@@ -21,7 +21,8 @@ from ..core.radioml import CLASSES
 def add_arguments(parser):
     parser.add_argument("input", help="RML2016.10a_dict.pkl or an RML2018.01a .hdf5 file")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--format", choices=["auto", "rml2016a", "rml2018a"], default="auto")
+    parser.add_argument("--format", choices=["auto", "rml2016a", "rml2018a"], default="auto",
+                        help="the file's format (default auto: detected from its first bytes)")
     parser.add_argument("--split", default="0.6,0.2,0.2", metavar="TRAIN,VAL,TEST",
                         help="fractions of each (class, SNR) for train, val and test (default 0.6,0.2,0.2)")
     parser.add_argument("--class-order", choices=["paper", "classes-txt"], default="paper",

@@ -7,6 +7,9 @@ sum is negative are the negative points (m of them).
 
 Frame rules: error (the paper's error-n: frames the original model gets wrong),
 all, or auto (the paper: all frames at eps <= 0.05, error-n above).
+
+Frames `shapft explain` skipped as invalid (NaN, Inf, all zero) are counted in the
+mask (frames_invalid) and in the printed line.
 """
 
 
@@ -32,5 +35,7 @@ def run(args):
     done = stages.derive_mask(args.shap, args.out, eps=args.eps, psr_db=args.psr_db, attack=args.attack,
                               frames=args.frames, normalise=args.normalise, figure=args.figure,
                               force=args.force)
+    skipped = done.check.describe("skipped by explain")
+    note = f"; {skipped}" if skipped else ""
     print(f"{done.path}: m = {done.mask['m']} negative points of {done.mask['frame_length']} "
-          f"({done.rule} rule, {done.frames_used} frames, {budget.describe(done.eps)})")
+          f"({done.rule} rule, {done.frames_used} frames, {budget.describe(done.eps)}){note}")

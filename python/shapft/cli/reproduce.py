@@ -18,8 +18,10 @@ from . import common
 
 
 def add_arguments(parser):
-    parser.add_argument("--preset", required=True, choices=["small", "micro"])
-    parser.add_argument("--out", required=True, metavar="DIR")
+    parser.add_argument("--preset", required=True, choices=["small", "micro"],
+                        help="small: the study; micro: the same pipeline on a few frames (see above)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="run directory (an interrupted run continues there)")
     common.add_seed(parser, default=1)
     parser.add_argument("--workers", type=int, default=2,
                         help="parallel processes for data generation and fine-tuning (default 2)")
@@ -36,6 +38,8 @@ def add_arguments(parser):
 def run(args):
     from ..core import artifacts
     from ..studies import reproduce
+    if args.threads is not None and args.threads < 0:
+        raise common.CommandError(f"--threads must be >= 0 (0 = torch's default, one per core), got {args.threads}")
     if args.workers < 1:
         raise common.CommandError(f"--workers must be >= 1, got {args.workers}")
     out = artifacts.writable_dir(args.out)

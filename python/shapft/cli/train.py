@@ -12,6 +12,10 @@ report), MODEL.training.png (curves) and, with a test split, MODEL.snr.png
 A checkpoint (default MODEL.pt.ckpt) is saved after every epoch; after an
 interruption, run the same command with --resume to continue. It is deleted once
 the model is exported.
+
+Invalid frames (a NaN or infinite sample, or all samples zero) of every split are left
+out and counted (MODEL.training.json: frames_invalid, invalid_frame_indices), or refused
+with --invalid-frames error.
 """
 import sys
 
@@ -36,6 +40,7 @@ def add_arguments(parser):
                         help="continue from the checkpoint of an interrupted run (starts afresh "
                              "if there is none yet)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing model file")
+    common.add_invalid_frames(parser)
     common.add_seed(parser)
     common.add_threads(parser)
     common.add_quiet(parser)
@@ -49,7 +54,8 @@ def run(args):
         args.arch, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         patience=args.patience, min_delta=args.min_delta, seed=args.seed, checkpoint=args.checkpoint,
         resume=args.resume, force=args.force, progress=not args.quiet,
-        log=lambda text: print(text, file=sys.stderr))
+        log=lambda text: print(text, file=sys.stderr), invalid_frames=args.invalid_frames)
+    common.print_invalid([(check, f"{split} split") for split, check in trained.checks.items()])
     _print_summary(trained.path, trained.result, trained.test_report)
 
 

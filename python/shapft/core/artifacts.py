@@ -12,16 +12,24 @@ from pathlib import Path
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` only on success,
-    so a crash never leaves a half-written artifact."""
+    so a crash never leaves a half-written artifact. An OSError names `path`, never
+    the temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
     os.close(fd)
     try:
         yield Path(tmp)
         # mkstemp makes the file private (0600); give it what a plain open() would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename in (tmp, str(tmp)):
+            raise type(err)(err.errno, f"cannot write {path}: {err.strerror}") from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

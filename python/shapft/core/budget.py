@@ -7,6 +7,7 @@ sample: PSR_dB = 10*log10(2*eps^2). An L2 budget eps bounds the norm of the whol
 perturbation of a frame of L complex samples: PSR_dB = 10*log10(eps^2 / L).
 """
 import math
+import warnings
 
 from .radioml import FRAME_LENGTH
 
@@ -39,6 +40,22 @@ def resolve_eps(eps=None, psr_db=None, norm="linf", frame_length=FRAME_LENGTH):
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     return float(eps)
+
+
+class BudgetWarning(UserWarning):
+    """A budget that is legal but most likely a mistake (a perturbation above the signal)."""
+
+
+def warn_if_above_signal(eps, norm="linf", frame_length=FRAME_LENGTH, option="--eps"):
+    """Warn (BudgetWarning, one line) when a budget's PSR is above 0 dB: the perturbation
+    would be stronger than the unit-power signal, which no study means to do. Returns
+    whether it warned."""
+    psr = eps_to_psr_db(eps, norm, frame_length)
+    if psr <= 0:
+        return False
+    warnings.warn(f"{option}: {describe(eps, norm, frame_length)} is above 0 dB PSR: the perturbation "
+                  "is stronger than the signal", BudgetWarning, stacklevel=2)
+    return True
 
 
 def describe(eps, norm="linf", frame_length=FRAME_LENGTH):

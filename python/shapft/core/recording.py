@@ -5,9 +5,12 @@ with one annotation per frame (`core:sample_start`, `core:sample_count`, `core:l
 = class name, `shapft:snr_db`). Files of one split share a base name:
 `DIR/<split>.sigmf-meta` + `DIR/<split>.sigmf-data`.
 """
+import contextlib
 import dataclasses
 import json
+import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +65,116 @@ class Recording:
 
     def subset(self, index):
         return Recording(self.frames[index], self.labels[index], self.snr_db[index], dict(self.info))
+
+
+# --- invalid frames: one rule for the blocks (blocks/runtime.py) and every command ------
+
+INVALID_REASONS = ("nan", "inf", "zero")
+INVALID_FRAME_POLICIES = ("skip", "error")
+_REASON_TEXT = {"nan": "NaN samples", "inf": "infinite samples", "zero": "all samples zero"}
+
+
+def frame_validity(frames):
+    """(valid: bool per frame; {index: 'nan', 'inf' or 'zero'} for the others).
+
+    One pass computes each frame's energy: NaN or Inf when a sample is, 0 when all
+    are 0. Overflow (|x| > 1e19) or underflow (|x| < 1e-23) can flag a good frame
+    there, so flagged frames get the exact test, which also names the reason."""
+    samples = np.ascontiguousarray(frames, dtype=np.complex64).view(np.float32)
+    energy = np.einsum("ij,ij->i", samples, samples)
+    valid = np.isfinite(energy) & (energy > 0)
+    reasons = {}
+    for i in np.flatnonzero(~valid):
+        frame = frames[i]
+        if np.isnan(frame).any():
+            reasons[int(i)] = "nan"
+        elif np.isinf(frame).any():
+            reasons[int(i)] = "inf"
+        elif not frame.any():
+            reasons[int(i)] = "zero"
+        else:
+            valid[i] = True
+    return valid, reasons
+
+
+@dataclasses.dataclass
+class FrameCheck:
+    """Which frames of a recording were kept and which were invalid (frame_validity)."""
+    total: int
+    kept: np.ndarray     # int64 indices of the valid frames, ascending
+    reasons: dict        # {index: 'nan' | 'inf' | 'zero'} of the invalid frames
+
+    @classmethod
+    def from_indices(cls, indices, total=None, kept=()):
+        """The FrameCheck of an `invalid_frame_indices` object ({reason: [indices]})."""
+        reasons = {int(i): reason for reason, found in indices.items() for i in found}
+        kept = np.asarray(kept, dtype=np.int64)
+        return cls(len(kept) + len(reasons) if total is None else total, kept, reasons)
+
+    @property
+    def invalid(self):
+        return len(self.reasons)
+
+    def counts(self):
+        """{'nan': n, 'inf': n, 'zero': n}: the `frames_invalid` of results files."""
+        return {reason: sum(r == reason for r in self.reasons.values()) for reason in INVALID_REASONS}
+
+    def indices(self):
+        """{'nan': [indices], 'inf': [...], 'zero': [...]}: the `invalid_frame_indices`."""
+        return {reason: sorted(i for i, r in self.reasons.items() if r == reason)
+                for reason in INVALID_REASONS}
+
+    def as_json(self):
+        return {"frames_invalid": self.counts(), "invalid_frame_indices": self.indices()}
+
+    def describe(self, what="skipped"):
+        """'2 invalid frames skipped (nan 1, inf 0, zero 1: frames 3, 9)'; '' when none."""
+        if not self.reasons:
+            return ""
+        counts = ", ".join(f"{reason} {count}" for reason, count in self.counts().items())
+        shown = sorted(self.reasons)
+        listed = ", ".join(map(str, shown[:10])) + (", ..." if len(shown) > 10 else "")
+        plural = "s" if len(shown) > 1 else ""
+        return f"{len(shown)} invalid frame{plural} {what} ({counts}: frame{plural} {listed})"
+
+
+def check_frames(rec, policy="skip", source="recording"):
+    """The valid frames of `rec` and the FrameCheck that says which were left out.
+
+    Frames with a NaN or infinite sample, or with every sample zero, are invalid (the
+    rule the blocks apply). policy "skip" leaves them out; "error" refuses the first one
+    with its index. A recording without any valid frame is refused either way. `source`
+    names the input in errors (e.g. "--data REC")."""
+    if policy not in INVALID_FRAME_POLICIES:
+        raise ValueError(f"--invalid-frames must be one of {', '.join(INVALID_FRAME_POLICIES)}, "
+                         f"got {policy!r}")
+    valid, reasons = frame_validity(rec.frames)
+    check = FrameCheck(len(rec), np.flatnonzero(valid).astype(np.int64), reasons)
+    if reasons and policy == "error":
+        first = min(reasons)
+        more = f" ({check.invalid} invalid frames in all)" if check.invalid > 1 else ""
+        raise ValueError(f"{source}: frame {first} is invalid, {_REASON_TEXT[reasons[first]]}{more}; "
+                         "--invalid-frames skip leaves such frames out")
+    if len(rec) and not len(check.kept):
+        raise ValueError(f"{source}: all {len(rec)} frames are invalid "
+                         f"({', '.join(f'{k} {v}' for k, v in check.counts().items())})")
+    return (rec if not reasons else rec.subset(check.kept)), check
+
+
+def condition(rec):
+    """How a recording's frames were made, for reports: 'clean', or 'as recorded (FGSM
+    eps 0.05 (PSR -23.0 dB), untargeted, against cnn_lstm.pt)' for an attacked one."""
+    attack = rec.info.get("attack")
+    if not isinstance(attack, dict) or "method" not in attack or "eps" not in attack:
+        return "clean"
+    from . import budget
+    norm = attack.get("norm", "linf")
+    text = f"{attack['method'].upper()} {budget.describe(attack['eps'], norm, rec.frame_length)}"
+    if "targeted" in attack:
+        text += ", targeted" if attack["targeted"] else ", untargeted"
+    if attack.get("model"):
+        text += f", against {Path(attack['model']).name}"
+    return f"as recorded ({text})"
 
 
 def to_model_input(frames):
@@ -136,14 +249,21 @@ def write(base, recording, description, overwrite=False):
 
 
 def read(base):
-    """Read and check a recording: sigmf parses it and verifies `core:sha512`; every
-    annotation must cover exactly one frame, in order, with a known class."""
+    """Read and check a recording: the data file's size must match the annotations,
+    sigmf parses it and verifies `core:sha512`; every annotation must cover exactly one
+    frame, in order, with a known class."""
     meta_path, data_path = paths(base)
+    if Path(str(base)).is_dir():
+        raise IsADirectoryError(f"{base}: is a directory; give a .sigmf-meta recording")
     if not meta_path.exists():
         raise FileNotFoundError(f"no SigMF recording at {meta_path}")
+    if not data_path.is_file():
+        raise FileNotFoundError(f"{meta_path}: its data file {data_path.name} is missing")
+    _check_data_size(meta_path, data_path)
     try:
-        handle = sigmf.fromfile(str(meta_path))
-        handle.validate()
+        with _quiet_sigmf():
+            handle = sigmf.fromfile(str(meta_path))
+            handle.validate()
     except (SigMFError, ValueError, json.JSONDecodeError) as err:
         raise ValueError(f"{meta_path}: not a valid SigMF recording ({err})") from None
     datatype = handle.get_global_field(sk.DATATYPE_KEY)
@@ -169,6 +289,43 @@ def read(base):
     info = {k.split(":", 1)[1]: v for k, v in handle.get_global_info().items()
             if k.startswith("shapft:") and k not in ("shapft:frame_length", "shapft:classes")}
     return Recording(samples.reshape(-1, length), labels, snr, info)
+
+
+def _check_data_size(meta_path, data_path):
+    """Compare the data file's size with what the annotations describe, before sigmf's
+    checks: a truncated file would otherwise be reported as a hash mismatch. Metadata
+    this cannot parse is left for sigmf to report."""
+    try:
+        annotations = json.loads(meta_path.read_text()).get("annotations") or []
+        described = max(int(a[sk.SAMPLE_START_KEY]) + int(a[sk.SAMPLE_COUNT_KEY]) for a in annotations)
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+        return
+    size = data_path.stat().st_size
+    samples, remainder = divmod(size, np.dtype("<c8").itemsize)
+    if samples < described:
+        raise ValueError(f"{data_path}: truncated: {samples} samples, annotations describe {described}")
+    if remainder:
+        raise ValueError(f"{data_path}: {size} bytes, not a whole number of 8-byte cf32_le samples")
+    if samples > described:
+        raise ValueError(f"{data_path}: {samples} samples, annotations describe {described}")
+
+
+@contextlib.contextmanager
+def _quiet_sigmf():
+    # sigmf warns (warnings and its loggers) before it raises; we report the problem ourselves
+    loggers = [logging.getLogger("sigmf")] + [logging.getLogger(name) for name in
+                                               list(logging.root.manager.loggerDict)
+                                               if name.startswith("sigmf.")]
+    disabled = [logger.disabled for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.disabled = True
+        try:
+            yield
+        finally:
+            for logger, was in zip(loggers, disabled):
+                logger.disabled = was
 
 
 def data_sha256(base):

@@ -315,17 +315,27 @@ NPZ_ARRAYS = {
     "class_names": "str [C]: the model's classes",
     "draw_background": "int64 [N, nsamples]: per draw, a row of background_indices",
     "draw_alphas": "float64 [N, nsamples]: per draw, the interpolation point",
+    "invalid_indices": "int64 [S]: data frames not explained, invalid (NaN, Inf or all zero)",
+    "invalid_reasons": "str [S]: why each was invalid: nan, inf or zero",
+    "background_invalid_indices": "int64 [T]: background frames never drawn, invalid",
+    "background_invalid_reasons": "str [T]: why each was invalid",
 }
+# Absent from files written before invalid frames were recorded: read as empty.
+NPZ_OPTIONAL_ARRAYS = ("invalid_indices", "invalid_reasons", "background_invalid_indices",
+                       "background_invalid_reasons")
 NPZ_FIELDS = ("format", "engine", "outputs", "output", "alphas", "nsamples", "seed",
               "model_sha256", "data_sha256", "background_sha256")
 
 
 def save(path, result, *, frame_indices, background_indices, labels, predicted, class_names,
          engine, outputs, output, alphas, nsamples, seed, model_sha256, data_sha256,
-         background_sha256):
+         background_sha256, invalid=None, background_invalid=None):
     """Write a ShapValues and its provenance as `.npz`, atomically (keys: NPZ_ARRAYS, NPZ_FIELDS).
-    data_sha256/background_sha256 are the sha256 of the recordings' .sigmf-data files."""
+    data_sha256/background_sha256 are the sha256 of the recordings' .sigmf-data files;
+    invalid/background_invalid ({index: 'nan' | 'inf' | 'zero'}) the frames of each
+    recording left out as invalid."""
     n_frames = len(result.values)
+    invalid, background_invalid = dict(invalid or {}), dict(background_invalid or {})
     arrays = {
         "shap_values": result.values,
         "frame_indices": np.asarray(frame_indices, dtype=np.int64),
@@ -336,6 +346,11 @@ def save(path, result, *, frame_indices, background_indices, labels, predicted, 
         "class_names": np.asarray(class_names, dtype=str),
         "draw_background": result.draws.background,
         "draw_alphas": result.draws.alphas,
+        "invalid_indices": np.asarray(sorted(invalid), dtype=np.int64),
+        "invalid_reasons": np.asarray([invalid[i] for i in sorted(invalid)], dtype=str),
+        "background_invalid_indices": np.asarray(sorted(background_invalid), dtype=np.int64),
+        "background_invalid_reasons": np.asarray([background_invalid[i] for i in sorted(background_invalid)],
+                                                 dtype=str),
     }
     for name in ("frame_indices", "labels", "predicted"):
         if arrays[name].shape != (n_frames,):
@@ -358,6 +373,9 @@ def load(path):
             content = {name: npz[name] for name in npz.files}
     except (OSError, ValueError) as err:
         raise ValueError(f"SHAP values file {path}: cannot be read ({err})") from None
+    for name in NPZ_OPTIONAL_ARRAYS:
+        if name not in content:
+            content[name] = np.zeros(0, dtype=np.int64 if name.endswith("indices") else str)
     missing = [name for name in (*NPZ_ARRAYS, *NPZ_FIELDS) if name not in content]
     if missing:
         raise ValueError(f"SHAP values file {path}: lacks {', '.join(missing)}")

@@ -38,7 +38,8 @@ def evaluate_all(pipeline, path, progress=True, log=print):
     file are kept, so an interrupted evaluation resumes."""
     results = json.loads(path.read_text()) if path.exists() else {}
     preset = pipeline.preset
-    clean = recording.read(pipeline.tiny / "adv-data.sigmf-meta")
+    # invalid frames left out of the clean set here, as the attack left them out of its output
+    clean, _ = recording.check_frames(recording.read(pipeline.tiny / "adv-data.sigmf-meta"))
     original = model_file.load(pipeline.original)
     scored = {}   # (model file sha256, eps, seed) -> scores: byte-identical models are scored once
     for eps in preset.eps_levels:

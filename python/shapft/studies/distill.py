@@ -115,7 +115,8 @@ def settings_from_options(words):
     return DistillSettings(**values)
 
 
-def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), progress=True, log=None):
+def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), progress=True, log=None,
+              invalid_frames="skip"):
     """Run the study on DATA_DIR's train/val/test recordings into OUT_DIR (resumable) and
     return the results (also written to OUT_DIR/distill_results.json, with
     distill_table.md and the figures distill_budget.png, distill_snr.png,
@@ -135,7 +136,14 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
     teacher_path = artifacts.existing_file(teacher, "--teacher") if teacher else None
     out = artifacts.writable_dir(out_dir, option="--out")
     splits, digests = recording.read_splits(data_dir)
+    for name in list(splits):
+        splits[name], check = recording.check_frames(splits[name], invalid_frames, f"--data {name}")
+        digests[name]["frames_invalid"] = check.counts()
     frame_length = splits["train"].frame_length
+    budget.warn_if_above_signal(eps, "linf", frame_length, "--pgd-eps/--pgd-psr-db")
+    for psr in s.budgets:
+        if psr > 0:
+            budget.warn_if_above_signal(budget.psr_db_to_eps(psr), "linf", frame_length, "--budgets")
     train_xy = (splits["train"].model_input(), splits["train"].labels)
     val_xy = (splits["val"].model_input(), splits["val"].labels)
 

@@ -16,6 +16,9 @@ from ..core.radioml import CLASSES
 BAR_RECOVERED_FRACTION = 0.5          # SHAP-FT must win back at least half of what FGSM took
 BAR_GAIN_POINTS = 0.15                # ... and 15 points at eps 0.075 and 0.1
 BAR_GAIN_LEVELS = (0.075, 0.1)
+# Below this many times chance (1 / 11) the original model's clean accuracy is too low for
+# the bars to mean anything: "recovering" accuracy an attack took from a guessing model is noise.
+MEANINGFUL_TIMES_CHANCE = 2.0
 
 
 def _figure_paths(out):
@@ -103,13 +106,30 @@ def _table_rows(pipeline, evaluation_results):
     return rows
 
 
+def model_too_weak(rows, classes=len(CLASSES)):
+    """The original model's clean accuracy when it is below MEANINGFUL_TIMES_CHANCE x chance
+    (the bars then say nothing), else None."""
+    clean = min((r["original_clean"] for r in rows if r["original_clean"] is not None), default=None)
+    if clean is not None and clean < MEANINGFUL_TIMES_CHANCE / classes:
+        return clean
+    return None
+
+
 def _bars(rows):
+    weak = model_too_weak(rows)
+    if weak is not None:
+        return {"meaningful": False,
+                "reason": f"the original model's clean accuracy {100 * weak:.1f}% is below "
+                          f"{MEANINGFUL_TIMES_CHANCE:g}x chance ({100 * MEANINGFUL_TIMES_CHANCE / len(CLASSES):.1f}%)",
+                "recovers_half_at_every_eps": None, "beats_at_fgsm_at_every_eps": None,
+                "gains_15_points_at_0.075_and_0.1": None}
     recovered = all(r["recovered_fraction"] is not None and r["recovered_fraction"] >= BAR_RECOVERED_FRACTION
                     for r in rows)
     beats_at = all(r["shapft_minus_at_fgsm"] > 0 for r in rows)
     gain_rows = [r for r in rows if any(math.isclose(r["eps"], e) for e in BAR_GAIN_LEVELS)]
     gain = all(r["gain_points"] >= BAR_GAIN_POINTS for r in gain_rows) if gain_rows else None
-    return {"recovers_half_at_every_eps": recovered, "beats_at_fgsm_at_every_eps": beats_at,
+    return {"meaningful": True, "reason": None,
+            "recovers_half_at_every_eps": recovered, "beats_at_fgsm_at_every_eps": beats_at,
             "gains_15_points_at_0.075_and_0.1": gain}
 
 
@@ -144,19 +164,25 @@ def markdown(pipeline, rows, bars, figure_paths, stages, distill):
                      f"{_mean_std(s['at_fgsm']['attacked'])} | {_mean_std(s['direct']['attacked'])} | "
                      f"{_mean_std(s['shapft']['attacked'])} | {_mean_std(s['random']['attacked'])} | "
                      f"{_mean_std(s['shapft']['adaptive'])} | "
-                     f"{_recovered(r['recovered_fraction'])} |")
+                     f"{_recovered(r['recovered_fraction']) if bars['meaningful'] else 'n/a'} |")
     lines += ["", "Clean accuracy of the fine-tuned models on unattacked adv-data (%):", "",
               "| eps | AT-FGSM | direct FT | SHAP-FT | random deletion |", "|---|---|---|---|---|"]
     for r in rows:
         s = r["methods"]
         lines.append(f"| {r['eps']:g} | {_mean_std(s['at_fgsm']['clean'])} | {_mean_std(s['direct']['clean'])} | "
                      f"{_mean_std(s['shapft']['clean'])} | {_mean_std(s['random']['clean'])} |")
-    lines += ["", "## The bars", "",
-              f"- SHAP-FT recovers at least half of what the attack took, at every eps: **{bars['recovers_half_at_every_eps']}**",
-              f"- SHAP-FT beats AT-FGSM at every eps: **{bars['beats_at_fgsm_at_every_eps']}**",
-              f"- SHAP-FT gains at least 15 points over the original at eps 0.075 and 0.1: "
-              f"**{bars['gains_15_points_at_0.075_and_0.1']}**", "",
-              "## Does SHAP's choice of positions matter?", "",
+    lines += ["", "## The bars", ""]
+    if bars["meaningful"]:
+        lines += [f"- SHAP-FT recovers at least half of what the attack took, at every eps: "
+                  f"**{bars['recovers_half_at_every_eps']}**",
+                  f"- SHAP-FT beats AT-FGSM at every eps: **{bars['beats_at_fgsm_at_every_eps']}**",
+                  f"- SHAP-FT gains at least 15 points over the original at eps 0.075 and 0.1: "
+                  f"**{bars['gains_15_points_at_0.075_and_0.1']}**"]
+    else:
+        lines += [f"No verdicts: {bars['reason']}, so the model is too weak for the bars to mean "
+                  "anything (differences between methods are noise around chance). Train it longer "
+                  "or on more data (e.g. `--preset small`)."]
+    lines += ["", "## Does SHAP's choice of positions matter?", "",
               "SHAP-FT minus random deletion of the same number of positions (attacked accuracy, points, mean over seeds):", ""]
     for r in rows:
         sh, rd = r["methods"]["shapft"]["attacked"], r["methods"]["random"]["attacked"]

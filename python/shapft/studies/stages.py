@@ -7,6 +7,7 @@ ValueError (or FileNotFoundError, FileExistsError, ...) whose message names the
 command-line option that gave the bad value.
 """
 import dataclasses
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,17 +17,76 @@ from ..core import artifacts, budget, masks, model_file, recording
 from ..core.radioml import class_index
 
 
-def read_recording(path, option, loaded=None):
-    """A recording given its .sigmf-meta (or base) path; with `loaded`, frames the model
-    cannot take are refused (e.g. 128-sample frames for a SHAP-FT model, which expects
-    the mask's shorter frames)."""
+def recording_path(path, option):
+    """The .sigmf-meta of a recording given by `option` (its meta, data or base path)."""
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{option} {path}: is a directory; give a .sigmf-meta recording")
     meta, _ = recording.paths(path)
-    rec = recording.read(artifacts.existing_file(meta, option))
-    if loaded is not None and rec.frame_length != loaded.frame_length:
-        hint = " (it carries a negative-point mask)" if loaded.mask else ""
-        raise ValueError(f"{option} {meta}: frames of {rec.frame_length} samples, but the model takes "
-                         f"{loaded.frame_length}{hint}")
-    return rec
+    return artifacts.existing_file(meta, option)
+
+
+def read_recording(path, option, loaded=None, invalid_frames="skip", through_mask=True):
+    """(the recording's valid frames, core.recording.FrameCheck) given its .sigmf-meta (or
+    base) path. Invalid frames (NaN, Inf, all zero) are left out, or refused with
+    invalid_frames="error". With `loaded`, frames the model cannot take are refused:
+    through_mask accepts full-length frames for a model that carries a mask (see
+    `classifier`), else only the model's own frame length."""
+    meta = recording_path(path, option)
+    rec = recording.read(meta)
+    if loaded is not None:
+        if through_mask:
+            classifier(loaded, rec.frame_length, f"{option} {meta}")
+        elif rec.frame_length != loaded.frame_length:
+            raise ValueError(f"{option} {meta}: frames of {rec.frame_length} samples, but the model takes "
+                             f"{loaded.frame_length}")
+    return recording.check_frames(rec, invalid_frames, f"{option} {meta}")
+
+
+def classifier(loaded, frame_length, source="frames"):
+    """The module that classifies `frame_length`-sample frames for a LoadedModel: the
+    model itself for the frames it takes; for a model carrying a mask, on full-length
+    frames, the model behind the mask's deletion (models.masked, as classifier_sink and
+    fgsm_injector use it), through which gradients flow. Other lengths are refused."""
+    if frame_length == loaded.frame_length:
+        return loaded.module
+    if loaded.mask is not None and frame_length == loaded.full_frame_length:
+        from ..models.masked import full_frame_classifier
+        return full_frame_classifier(loaded)[0]
+    takes = str(loaded.frame_length)
+    if loaded.mask is not None:
+        takes = (f"{loaded.full_frame_length} (its mask deletes {loaded.mask['m']} positions) or "
+                 f"{loaded.frame_length}")
+    raise ValueError(f"{source}: frames of {frame_length} samples, but the model takes {takes}")
+
+
+def mask_applied(loaded, frame_length):
+    """m when `classifier` deletes a carried mask's positions from these frames, else None."""
+    if loaded.mask is not None and frame_length != loaded.frame_length:
+        return int(loaded.mask["m"])
+    return None
+
+
+def writable_output(path, option, force=True):
+    """Check before any work that the file `path` can be written: not a directory, in a
+    directory that exists (or can be made) and takes new files; without `force` an
+    existing file is refused. Errors name the option and the path."""
+    path = artifacts.check_new_output(path, force, option)
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{option} {path}: {directory} is not a directory")
+    try:   # create and delete a file there: permissions, read-only file systems, ...
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{option} {path}: cannot write in {directory} "
+                              f"({err.strerror or type(err).__name__})") from None
+    return path
+
+
+def _budget_option(eps, psr_db):
+    return "--psr-db" if psr_db is not None else "--eps"
 
 
 # --------------------------------------------------------------------------------------
@@ -38,13 +98,16 @@ class Trained:
     path: Path
     result: object           # learn.training.TrainResult
     test_report: dict        # accuracy report on the test split, or None
+    checks: dict             # {split: core.recording.FrameCheck}
 
 
 def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patience=10, min_delta=0.0,
-                     seed=0, checkpoint=None, resume=False, force=False, progress=True, log=None):
+                     seed=0, checkpoint=None, resume=False, force=False, progress=True, log=None,
+                     invalid_frames="skip"):
     """Train `arch` on DATA/train (early stopping on DATA/val), export it with metadata to
     `out`, and write OUT.training.json and figures (curves; with DATA/test, accuracy vs
-    SNR and confusion matrices). Resumable from `checkpoint` (default OUT.ckpt)."""
+    SNR and confusion matrices). Resumable from `checkpoint` (default OUT.ckpt). Invalid
+    frames of every split are left out and counted (or refused: invalid_frames="error")."""
     import torch
     from .. import models
     from ..learn import training
@@ -58,13 +121,18 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
                                       min_delta=min_delta, seed=seed)
     except ValueError as err:
         raise ValueError(f"--{str(err).replace('_', '-')}") from None
-    out = artifacts.check_new_output(out, force)
+    out = writable_output(out, "--out", force)
     checkpoint = Path(checkpoint) if checkpoint else out.with_name(out.name + ".ckpt")
     if checkpoint.exists() and not resume:
         raise FileExistsError(f"checkpoint {checkpoint} exists (an interrupted run?); "
                               "pass --resume to continue it or delete it")
     artifacts.writable_dir(out.parent)
+    writable_output(checkpoint, "--checkpoint")
     splits, digests = recording.read_splits(data, required=("train", "val"), optional=("test",))
+    checks = {}
+    for name in list(splits):
+        splits[name], checks[name] = recording.check_frames(
+            splits[name], invalid_frames, f"--data {digests[name]['path']}")
     frame_length = splits["train"].frame_length
 
     torch.manual_seed(seed)
@@ -75,7 +143,8 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     result = training.fit(model, _xy(splits["train"]), _xy(splits["val"]), config,
                           checkpoint_path=checkpoint, progress=progress)
 
-    summary = {**result.summary(), "config": dataclasses.asdict(config)}
+    summary = {**result.summary(), "config": dataclasses.asdict(config),
+               "frames_invalid": {name: check.counts() for name, check in checks.items()}}
     test_report = None
     if "test" in splits:
         test = splits["test"]
@@ -92,7 +161,8 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
 
     stem = out.with_suffix("")
     artifacts.write_json(f"{stem}.training.json",
-                         {"summary": summary, "history": result.history, "test": test_report})
+                         {"summary": summary, "history": result.history, "test": test_report,
+                          "invalid_frame_indices": {name: check.indices() for name, check in checks.items()}})
     figures.training_curves(result.history, f"{stem}.training.png", title=f"{arch} training")
     if test_report:
         figures.accuracy_vs_snr({arch: test_report}, f"{stem}.snr.png",
@@ -106,7 +176,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
                                      f"{stem}.confusion_high_snr.png",
                                      title=f"{arch}: test confusion (SNR >= {HIGH_SNR_DB:g} dB)")
     checkpoint.unlink(missing_ok=True)
-    return Trained(out, result, test_report)
+    return Trained(out, result, test_report, checks)
 
 
 def _xy(split):
@@ -125,6 +195,7 @@ class Attacked:
     labels: np.ndarray       # what the attack pushed away from (or towards, targeted)
     predictions: np.ndarray  # the model's classes on the adversarial frames
     true_labels: np.ndarray
+    check: object = None     # core.recording.FrameCheck of the source: the invalid frames left out
 
 
 def attack_options(method, steps=None, alpha=None):
@@ -139,10 +210,14 @@ def attack_options(method, steps=None, alpha=None):
 
 def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None, alpha=None,
                      targeted=False, target_class=None, labels="truth", batch_size=256, seed=0,
-                     force=False, progress=True):
-    """Attack every frame of recording `data` against `model`; write the adversarial
+                     force=False, progress=True, invalid_frames="skip"):
+    """Attack every valid frame of recording `data` against `model`; write the adversarial
     frames as OUT/<data's name>.sigmf-{meta,data}, keeping the annotations and recording
-    the attack in the global `shapft:attack` field."""
+    the attack in the global `shapft:attack` field. Invalid frames (NaN, Inf, all zero)
+    cannot be attacked: they are left out of the output and counted in `shapft:attack`
+    (frames_invalid, invalid_frame_indices: indices in `data`), or refused with
+    invalid_frames="error". A model that carries a mask is attacked through its deletion
+    on full-length frames."""
     from .. import attacks
     from ..learn.metrics import measured_psr_db, predict_logits
 
@@ -160,19 +235,24 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
         class_index(target_class)
     options = attack_options(method, steps, alpha)
     loaded = model_file.load(artifacts.existing_file(model, "--model"))
-    data_meta, _ = recording.paths(data)
-    source = read_recording(data_meta, "--data", loaded)
+    data_meta = recording_path(data, "--data")
     out_base = artifacts.writable_dir(out) / data_meta.name[: -len(recording.META_SUFFIX)]
-    if recording.paths(out_base)[0].resolve() == data_meta.resolve():
+    out_meta, out_data = recording.paths(out_base)
+    if out_meta.resolve() == data_meta.resolve():
         raise ValueError(f"--out {out}: the output would overwrite the input recording")
+    for path in (out_meta, out_data):
+        writable_output(path, "--out", force)
+    source, check = read_recording(data_meta, "--data", loaded, invalid_frames)
+    module = classifier(loaded, source.frame_length)
 
-    attack = attacks.make(method, loaded.module, eps=eps, psr_db=psr_db, seed=seed,
+    attack = attacks.make(method, module, eps=eps, psr_db=psr_db, seed=seed,
                           frame_length=source.frame_length, targeted=targeted, **options)
+    budget.warn_if_above_signal(attack.eps, attack.norm, source.frame_length, _budget_option(eps, psr_db))
     x = source.model_input()
     if targeted:
         attack_labels = np.full(len(source), class_index(target_class))
     elif labels == "predicted":
-        attack_labels = predict_logits(loaded.module, x).argmax(axis=1)
+        attack_labels = predict_logits(module, x).argmax(axis=1)
     else:
         attack_labels = source.labels
     x_adv = attacks.attack_array(attack, x, attack_labels, batch_size, progress=progress)
@@ -181,12 +261,13 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
     info["attack"] = {**attack.info(), "labels": "target" if targeted else labels,
                       "target_class": target_class, "model": str(loaded.path),
                       "model_sha256": loaded.sha256, "source": str(data_meta),
-                      "measured_psr_db": measured_psr_db(x, x_adv)}
+                      "measured_psr_db": measured_psr_db(x, x_adv),
+                      "mask_applied": mask_applied(loaded, source.frame_length), **check.as_json()}
     adversarial = recording.Recording(recording.from_model_input(x_adv), source.labels, source.snr_db, info)
     written = recording.write(out_base, adversarial, f"{attack.describe()} against {loaded.path.name} "
                               f"of {data_meta.name}", overwrite=force)
-    predictions = predict_logits(loaded.module, x_adv).argmax(axis=1)
-    return Attacked(written, len(source), attack.describe(), attack_labels, predictions, source.labels)
+    predictions = predict_logits(module, x_adv).argmax(axis=1)
+    return Attacked(written, len(source), attack.describe(), attack_labels, predictions, source.labels, check)
 
 
 # --------------------------------------------------------------------------------------
@@ -194,34 +275,60 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
 # --------------------------------------------------------------------------------------
 
 def evaluate_model(model, data, attack_list=(), steps=None, alpha=None, labels="truth", batch_size=256,
-                   seed=0, json_path=None, figure=None, progress=True):
-    """Accuracy of `model` on recording `data`, clean and under each (method, eps) of
-    `attack_list` crafted against the model itself; optionally written as JSON and as a
-    figure of accuracy vs SNR. Returns the results dict (learn.metrics.evaluate's)."""
+                   seed=0, json_path=None, figure=None, progress=True, invalid_frames="skip"):
+    """Accuracy of `model` on the valid frames of recording `data`, as recorded and under
+    each attack of `attack_list` crafted against the model itself: (method, eps) or
+    (method, None, psr_db), the PSR converted with the method's norm at the recording's
+    frame length. A model that carries a mask classifies (and is attacked) through its
+    deletion on full-length frames. Optionally written as JSON and as a figure of
+    accuracy vs SNR (both checked writable first). Returns the results dict
+    (learn.metrics.evaluate's, plus the invalid frames left out and the recording's
+    condition as the description of `clean`)."""
+    from .. import attacks
     from ..learn import metrics
     from . import figures
 
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    for method, eps in attack_list:
+    attack_list = [tuple(item) + (None,) * (3 - len(item)) for item in attack_list]
+    for method, eps, psr_db in attack_list:
+        if method not in attacks.METHODS:
+            raise ValueError(f"unknown attack method {method!r}; expected one of {', '.join(attacks.METHODS)}")
         try:
-            budget.resolve_eps(eps)
+            budget.resolve_eps(eps, psr_db)
         except ValueError as err:
             raise ValueError(f"{method}: {err}") from None
+    for path, option in ((json_path, "--json"), (figure, "--figure")):
+        if path:
+            writable_output(path, option)
     loaded = model_file.load(artifacts.existing_file(model, "--model"))
-    meta, _ = recording.paths(data)
-    rec = read_recording(meta, "--data", loaded)
+    meta = recording_path(data, "--data")
+    rec, check = read_recording(meta, "--data", loaded, invalid_frames)
+    module = classifier(loaded, rec.frame_length)
+    resolved = []
+    for method, eps, psr_db in attack_list:
+        norm = attacks.METHODS[method].norm
+        eps = budget.resolve_eps(eps, psr_db, norm, rec.frame_length)
+        budget.warn_if_above_signal(eps, norm, rec.frame_length, method)
+        resolved.append((method, eps))
     options = {k: v for k, v in (("steps", steps), ("alpha", alpha)) if v is not None}
-    result = metrics.evaluate(loaded.module, rec, attack_list, labels=labels, attack_options=options,
+    result = metrics.evaluate(module, rec, resolved, labels=labels, attack_options=options,
                               seed=seed, batch_size=batch_size, progress=progress)
-    result.update(model=str(loaded.path), model_sha256=loaded.sha256, arch=loaded.arch, data=str(meta))
+    result["clean"]["description"] = recording.condition(rec)
+    result.update(model=str(loaded.path), model_sha256=loaded.sha256, arch=loaded.arch, data=str(meta),
+                  mask_applied=mask_applied(loaded, rec.frame_length), **check.as_json())
     if json_path:
         artifacts.write_json(json_path, result)
     if figure:
-        curves = {"clean": result["clean"]}
+        curves = {condition_name(result["clean"]): result["clean"]}
         curves.update((entry["description"].split(",")[0], entry) for entry in result["attacks"])
         figures.accuracy_vs_snr(curves, figure, title=f"{loaded.path.name} on {meta.name}")
     return result
+
+
+def condition_name(report):
+    """Short name of the frames as recorded: 'clean' or 'as recorded' (attacked)."""
+    return "clean" if report.get("description", "clean") == "clean" else "as recorded"
 
 
 # --------------------------------------------------------------------------------------
@@ -234,13 +341,19 @@ class Explained:
     shape: tuple
     frames: int
     seconds: float
+    check: object = None             # core.recording.FrameCheck of --data
+    background_check: object = None  # ... and of --background
 
 
 def explain_recording(model, background, data, out, background_size=5000, nsamples=200, outputs="all",
                       output="softmax", alphas="shap", engine="vectorised", batch_size=None, seed=0,
-                      force=False, progress=True):
-    """SHAP values (expected gradients) of every frame of `data` against a seeded random
-    background of `background_size` frames of `background`, written to `out` (.npz)."""
+                      force=False, progress=True, invalid_frames="skip"):
+    """SHAP values (expected gradients) of every valid frame of `data` against a seeded
+    random background of `background_size` valid frames of `background`, written to `out`
+    (.npz). Invalid frames (NaN, Inf, all zero) are left out of both, so the values are
+    those of the same recordings without them; the .npz records which data frames were
+    skipped (invalid_indices, invalid_reasons; background_invalid_*). A model that
+    carries a mask is explained through its deletion on full-length frames."""
     from ..learn import explain
 
     for name, value in (("background-size", background_size), ("nsamples", nsamples),
@@ -249,43 +362,51 @@ def explain_recording(model, background, data, out, background_size=5000, nsampl
             raise ValueError(f"--{name} must be >= 1, got {value}")
     if engine == "shap" and alphas != "shap":
         raise ValueError(f"--alphas {alphas} needs --engine vectorised (shap draws its alphas uniformly)")
-    out = artifacts.check_new_output(out, force)
+    out = writable_output(out, "--out", force)
     loaded = model_file.load(artifacts.existing_file(model, "--model"))
-    background_rec = read_recording(background, "--background", loaded)
-    rec = read_recording(data, "--data", loaded)
+    background_rec, background_check = read_recording(background, "--background", loaded, invalid_frames)
+    rec, check = read_recording(data, "--data", loaded, invalid_frames)
+    if background_rec.frame_length != rec.frame_length:
+        raise ValueError(f"--background {background}: frames of {background_rec.frame_length} samples, "
+                         f"--data {data}: {rec.frame_length}; they must be the same")
     if background_size > len(background_rec):
+        valid = " valid" if background_check.invalid else ""
         raise ValueError(f"--background-size {background_size} exceeds the "
-                         f"{len(background_rec)} frames of --background {background}")
+                         f"{len(background_rec)}{valid} frames of --background {background}")
     if rec.labels.max() >= len(loaded.classes):
         raise ValueError(f"--data {data}: labels reach class {rec.labels.max()}, "
                          f"the model has {len(loaded.classes)} classes")
+    module = classifier(loaded, rec.frame_length)
 
+    # drawn among the valid frames, recorded as indices in the background recording
     rng = np.random.default_rng(seed)
-    background_indices = np.sort(rng.choice(len(background_rec), background_size, replace=False))
-    background_x = background_rec.subset(background_indices).model_input()
+    chosen = np.sort(rng.choice(len(background_rec), background_size, replace=False))
+    background_x = background_rec.subset(chosen).model_input()
+    background_indices = background_check.kept[chosen]
     frames = rec.model_input()
-    predicted = explain.predicted_classes(loaded.module, frames)
+    predicted = explain.predicted_classes(module, frames)
     # "predicted" stays a name: shap's engine then explains only the top output (ranked_outputs)
     explained = rec.labels[:, None] if outputs == "true" else outputs
 
     start = time.perf_counter()
     if engine == "vectorised":
         result = explain.expected_gradients(
-            loaded.module, background_x, frames, outputs=explained, nsamples=nsamples, seed=seed,
+            module, background_x, frames, outputs=explained, nsamples=nsamples, seed=seed,
             output=output, alphas=alphas, batch_size=batch_size or explain.DEFAULT_BATCH_SIZE,
             progress=progress)
     else:
         result = explain.shap_reference(
-            loaded.module, background_x, frames, nsamples=nsamples, seed=seed, output=output,
+            module, background_x, frames, nsamples=nsamples, seed=seed, output=output,
             outputs=explained, batch_size=batch_size or explain.SHAP_BATCH_SIZE, progress=progress)
     seconds = time.perf_counter() - start
 
-    explain.save(out, result, frame_indices=np.arange(len(rec)), background_indices=background_indices,
+    explain.save(out, result, frame_indices=check.kept, background_indices=background_indices,
                  labels=rec.labels, predicted=predicted, class_names=loaded.classes, engine=engine,
                  outputs=outputs, output=output, alphas=alphas, nsamples=nsamples, seed=seed,
                  model_sha256=loaded.sha256, data_sha256=recording.data_sha256(data),
-                 background_sha256=recording.data_sha256(background))
-    return Explained(out, result.values.shape, len(frames), seconds)
+                 background_sha256=recording.data_sha256(background), invalid=check.reasons,
+                 background_invalid=background_check.reasons)
+    return Explained(out, result.values.shape, len(frames), seconds, check, background_check)
 
 
 # --------------------------------------------------------------------------------------
@@ -299,18 +420,23 @@ class Masked:
     rule: str
     frames_used: int
     eps: float
+    check: object = None     # core.recording.FrameCheck: the frames `explain` skipped as invalid
 
 
 def derive_mask(shap, out, eps=None, psr_db=None, attack="fgsm", frames="auto", normalise="none",
                 figure=None, force=False):
-    """The negative points of an explain .npz (true class explained), written as a mask."""
+    """The negative points of an explain .npz (true class explained), written as a mask.
+    The frames explain skipped as invalid are counted in the mask (frames_invalid)."""
     from ..learn import explain
 
-    out = artifacts.check_new_output(out, force)
+    out = writable_output(out, "--out", force)
+    if figure:
+        writable_output(figure, "--figure")
     try:
         eps = budget.resolve_eps(eps, psr_db)
     except ValueError as err:
         raise ValueError(f"--eps/--psr-db: {err}") from None
+    budget.warn_if_above_signal(eps, option=_budget_option(eps, psr_db))
     content = explain.load(artifacts.existing_file(shap, "--shap"))
     values = masks.true_class_values(content)
     drop, sums, rule, n_frames = masks.find(values, content["labels"], content["predicted"],
@@ -318,16 +444,20 @@ def derive_mask(shap, out, eps=None, psr_db=None, attack="fgsm", frames="auto", 
     if n_frames == 0:
         raise ValueError(f"--frames: rule {rule!r} selects no frames (the model gets every attacked frame "
                          "right); use --frames all")
+    skipped = {reason: [] for reason in recording.INVALID_REASONS}
+    for index, reason in zip(content["invalid_indices"].tolist(), content["invalid_reasons"].tolist()):
+        skipped[reason].append(index)
+    check = recording.FrameCheck.from_indices(skipped, kept=content["frame_indices"])
     mask = masks.make_mask(
         drop, values.shape[-1], attack, eps, content["model_sha256"],
         psr_db=budget.eps_to_psr_db(eps), frame_rule=rule, frames_used=n_frames,
         normalise=normalise, shap_output=content["output"], nsamples=content["nsamples"],
-        shap_seed=content["seed"], explained_sha256=content["data_sha256"])
+        shap_seed=content["seed"], explained_sha256=content["data_sha256"], frames_invalid=check.counts())
     masks.save(out, mask)
     if figure:
         from .figures import shapft as shapft_figures
         shapft_figures.shapley_sums({eps: (sums, drop)}, figure)
-    return Masked(out, mask, rule, n_frames, eps)
+    return Masked(out, mask, rule, n_frames, eps, check)
 
 
 # --------------------------------------------------------------------------------------
@@ -341,20 +471,24 @@ class FineTuned:
     frame_length: int
     result: object           # learn.training.TrainResult
     evaluation: dict         # accuracy report on `evaluate`, or None
+    checks: dict = None      # {"--data": FrameCheck, "--evaluate": FrameCheck (with evaluate)}
 
 
 def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epochs=50, patience=5,
-                   evaluate=None, seed=0, force=False, progress=True):
+                   evaluate=None, seed=0, force=False, progress=True, invalid_frames="skip"):
     """SHAP-FT fine-tuning (or a baseline: random, direct, at_fgsm) of the original
-    CNN-LSTM on `data`, exported with its mask; then, optionally, its accuracy on the
-    recording `evaluate` after deleting the same positions."""
+    CNN-LSTM on the valid frames of `data`, exported with its mask; then, optionally, its
+    accuracy on the valid frames of the recording `evaluate` after deleting the same
+    positions. Invalid frames (NaN, Inf, all zero) are left out and counted, or refused
+    with invalid_frames="error"."""
     from ..learn import finetune, metrics
 
     if method not in finetune.METHODS:
         raise ValueError(f"--method {method!r} is not one of {', '.join(finetune.METHODS)}")
-    out = artifacts.check_new_output(out, force)
+    out = writable_output(out, "--out", force)
     loaded = model_file.load(artifacts.existing_file(model, "--model"))
-    rec = read_recording(data, "--data", loaded)
+    rec, data_check = read_recording(data, "--data", loaded, invalid_frames, through_mask=False)
+    checks = {"--data": data_check}
     chosen = None
     if method in ("shapft", "random"):
         if not mask:
@@ -373,7 +507,11 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
             budget.resolve_eps(eps)
         except ValueError as err:
             raise ValueError(f"--eps: {err}") from None
-    target = read_recording(evaluate, "--evaluate", loaded) if evaluate else None   # before training
+        budget.warn_if_above_signal(eps, option="--eps")
+    target = None
+    if evaluate:   # read before training
+        target, checks["--evaluate"] = read_recording(evaluate, "--evaluate", loaded, invalid_frames,
+                                                      through_mask=False)
 
     keep = masks.keep_positions(chosen) if chosen else None
     network, result = finetune.finetune(finetune.cnn_lstm_from(loaded), rec.model_input(), rec.labels,
@@ -384,7 +522,7 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
         "finetune", ("--model", model), ("--data", data), ("--out", out), ("--method", method),
         ("--mask", mask), ("--eps", eps), ("--epochs", epochs), ("--patience", patience), ("--seed", seed))
     provenance = {"command": command, "seed": seed, "original_sha256": loaded.sha256,
-                  "data_sha256": {Path(data).name: recording.data_sha256(data)}}
+                  "data_sha256": {Path(data).name: recording.data_sha256(data)}, **data_check.as_json()}
     finetune.export(network, out, length, chosen, provenance, result, method)
     report = None
     if target is not None:
@@ -393,4 +531,4 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
             x = x[:, :, keep]
         predictions = metrics.predict_logits(network, x).argmax(axis=1)
         report = metrics.accuracy_report(target.labels, predictions, target.snr_db)
-    return FineTuned(out, method, length, result, report)
+    return FineTuned(out, method, length, result, report, checks)
