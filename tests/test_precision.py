@@ -85,3 +85,28 @@ def test_bad_precision_refused_naming_the_parameter(bad):
         precision.resolve(bad)
     with pytest.raises(ValueError, match="precision"):
         attacks.make("fgsm", torch.nn.Identity(), eps=0.1, precision=bad)
+
+
+def test_commands_take_a_precision_and_record_it(shapft, tmp_path):
+    import json
+    from gnuradio.shapft.core import recording
+    import shapft_testing
+    for split, seed in (("train", 1), ("val", 2), ("test", 3)):
+        recording.write(tmp_path / "data" / split, shapft_testing.tone_recording(4, [0, 10], seed=seed), split)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        code, out, err = shapft("train", "--arch", "cnn_lstm", "--data", tmp_path / "data", "--out",
+                                tmp_path / "m.pt", "--epochs", 1, "--precision", "bf16", "--quiet")
+        assert code == 0, err
+        assert model_file.read_metadata(tmp_path / "m.pt")["training"]["precision"] == "bf16"
+        code, out, err = shapft("evaluate", "--model", tmp_path / "m.pt", "--data", tmp_path / "data" / "test.sigmf-meta",
+                                "--attacks", "fgsm:0.05", "--precision", "bf16", "--json", tmp_path / "e.json", "--quiet")
+        assert code == 0, err
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["precision"] == "bf16" and result["attacks"][0]["precision"] == "bf16"
+    model = model_file.load(tmp_path / "m.pt")          # trained in bf16, runs in fp32
+    assert model.module(torch.zeros(2, 2, 128)).dtype == torch.float32
+    with pytest.raises(SystemExit) as refused:       # argparse: a choice outside fp32, bf16, auto
+        shapft("evaluate", "--model", tmp_path / "m.pt", "--data", tmp_path / "data" / "test.sigmf-meta",
+               "--precision", "fp16")
+    assert refused.value.code == 2

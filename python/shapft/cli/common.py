@@ -17,6 +17,13 @@ def add_quiet(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_precision(parser, default="fp32"):
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], default=default,
+                        help="arithmetic of the model's forward (and backward) passes: fp32, bf16 "
+                             "(bfloat16 autocast; losses and softmax stay fp32), or auto = bf16 where the "
+                             f"hardware computes it natively, else fp32 (default {default}; docs/precision.md)")
+
+
 def add_invalid_frames(parser):
     parser.add_argument("--invalid-frames", choices=["skip", "error"], default="skip",
                         help="frames with a NaN or infinite sample, or all samples zero: skip leaves "

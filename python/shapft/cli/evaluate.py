@@ -40,6 +40,7 @@ def add_arguments(parser):
     common.add_invalid_frames(parser)
     common.add_seed(parser)
     common.add_threads(parser)
+    common.add_precision(parser)
     common.add_quiet(parser)
 
 
@@ -50,7 +51,7 @@ def run(args):
     result = stages.evaluate_model(
         args.model, args.data, parse_attacks(args), steps=args.steps, alpha=args.alpha,
         labels=args.labels, batch_size=args.batch_size, seed=args.seed, json_path=args.json,
-        figure=args.figure, progress=not args.quiet, invalid_frames=args.invalid_frames)
+        figure=args.figure, progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision)
     print(format_table(result))
 
 

@@ -33,6 +33,7 @@ def add_arguments(parser):
     common.add_invalid_frames(parser)
     common.add_seed(parser)
     common.add_threads(parser)
+    common.add_precision(parser)
     common.add_quiet(parser)
 
 
@@ -43,7 +44,7 @@ def run(args):
     done = stages.finetune_model(
         args.model, args.data, args.out, method=args.method, mask=args.mask, eps=args.eps,
         epochs=args.epochs, patience=args.patience, evaluate=args.evaluate, seed=args.seed,
-        force=args.force, progress=not args.quiet, invalid_frames=args.invalid_frames)
+        force=args.force, progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision)
     result = done.result
     print(f"{done.path}: {done.method}, frames of {done.frame_length} samples, best epoch "
           f"{result.best_epoch} of {result.epochs_run}, val accuracy {100 * result.best_val_acc:.1f}%")

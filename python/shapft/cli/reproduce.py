@@ -32,6 +32,7 @@ def add_arguments(parser):
                         help="also run the distillation study (added to a finished run, it "
                              "redoes only the report)")
     common.add_threads(parser)
+    common.add_precision(parser)
     common.add_quiet(parser)
 
 
@@ -45,7 +46,7 @@ def run(args):
     out = artifacts.writable_dir(args.out)
     pipeline = reproduce.Pipeline(out, reproduce.PRESETS[args.preset], seed=args.seed, workers=args.workers,
                                   threads=args.threads, progress=not args.quiet,
-                                  distill=args.distill)
+                                  distill=args.distill, precision=args.precision)
     pipeline.run(until=args.until)
     if (out / "report.md").exists() and args.until in (None, "report"):
         print(f"report: {out / 'report.md'}; results: {out / 'results.json'}")

@@ -43,6 +43,7 @@ def add_arguments(parser):
     common.add_invalid_frames(parser)
     common.add_seed(parser)
     common.add_threads(parser)
+    common.add_precision(parser)
     common.add_quiet(parser)
 
 
@@ -54,7 +55,7 @@ def run(args):
         args.arch, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         patience=args.patience, min_delta=args.min_delta, seed=args.seed, checkpoint=args.checkpoint,
         resume=args.resume, force=args.force, progress=not args.quiet,
-        log=lambda text: print(text, file=sys.stderr), invalid_frames=args.invalid_frames)
+        log=lambda text: print(text, file=sys.stderr), invalid_frames=args.invalid_frames, precision=args.precision)
     common.print_invalid([(check, f"{split} split") for split, check in trained.checks.items()])
     _print_summary(trained.path, trained.result, trained.test_report)
 

@@ -51,7 +51,7 @@ def split_train_val(labels, snr_db, seed, val_fraction=VAL_FRACTION):
 
 
 def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs=50, patience=5,
-             checkpoint_path=None, progress=True):
+             checkpoint_path=None, progress=True, precision="fp32"):
     """Fine-tune a copy of `original` (a CnnLstm) by `method` on frames x [N, 2, 128].
 
     keep: positions kept (shapft and random); eps: the AT-FGSM budget. Returns the
@@ -74,7 +74,7 @@ def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs
     result = training.fit(model, (x[train], y[train]), (x[val], y[val]),
                           finetune_config(seed, epochs, patience),
                           loss_fn=FGSMATLoss(eps) if method == "at_fgsm" else None,
-                          checkpoint_path=checkpoint_path, progress=progress)
+                          checkpoint_path=checkpoint_path, progress=progress, precision=precision)
     return model.eval(), result
 
 

@@ -11,15 +11,17 @@ from ..core.radioml import CLASSES
 HIGH_SNR_DB = 10.0   # "high SNR" accuracy counts frames at or above this SNR
 
 
-def predict_logits(module, x, batch_size=1024):
-    """Logits float32 [N, C] of `module` (eval mode, no gradients) for x [N, 2, L]."""
+def predict_logits(module, x, batch_size=1024, precision="fp32"):
+    """Logits float32 [N, C] of `module` (eval mode, no gradients) for x [N, 2, L], the
+    forward passes in `precision` (models.precision)."""
     import torch
+    from ..models import precision as model_precision
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     was_training = getattr(module, "training", False)
     module.eval()
     try:
-        with torch.no_grad():
-            chunks = [module(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        with torch.no_grad(), model_precision.autocast(precision):
+            chunks = [module(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)]
     finally:
         module.train(was_training)
     if not chunks:
@@ -73,7 +75,7 @@ def report_from_counts(correct, frames, by_snr, confusion, classes=CLASSES):
 
 
 def evaluate(model, recording, attacks=(), labels="truth", attack_options=None, seed=0,
-             batch_size=256, progress=False):
+             batch_size=256, progress=False, precision="fp32"):
     """Accuracy of `model` (a module returning logits) on `recording`, clean and under each
     (method, eps) in `attacks`.
 
@@ -86,16 +88,18 @@ def evaluate(model, recording, attacks=(), labels="truth", attack_options=None, 
     if labels not in ("truth", "predicted"):
         raise ValueError(f"labels must be 'truth' or 'predicted', got {labels!r}")
     x = recording.model_input()
-    clean_predictions = predict_logits(model, x).argmax(axis=1)
+    clean_predictions = predict_logits(model, x, precision=precision).argmax(axis=1)
+    from ..models import precision as model_precision
     result = {"frames": len(recording), "frame_length": recording.frame_length,
+              "precision": model_precision.resolve(precision),
               "clean": accuracy_report(recording.labels, clean_predictions, recording.snr_db),
               "attacks": []}
     attack_labels = recording.labels if labels == "truth" else clean_predictions
     for method, eps in attacks:
-        attack = attack_library.make(method, model, eps=eps, seed=seed,
+        attack = attack_library.make(method, model, eps=eps, seed=seed, precision=precision,
                                      frame_length=recording.frame_length, **(attack_options or {}))
         x_adv = attack_library.attack_array(attack, x, attack_labels, batch_size, progress)
-        predictions = predict_logits(model, x_adv).argmax(axis=1)
+        predictions = predict_logits(model, x_adv, precision=precision).argmax(axis=1)
         entry = {**attack.info(), "labels": labels, "description": attack.describe(),
                  "measured_psr_db": measured_psr_db(x, x_adv)}
         entry.update(accuracy_report(recording.labels, predictions, recording.snr_db))

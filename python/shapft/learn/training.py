@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import artifacts
+from ..models import precision as model_precision
 
 CHECKPOINT_FORMAT = "shapft-checkpoint/1"
 
@@ -52,6 +53,7 @@ class TrainResult:
     best_val_acc: float
     stopped_early: bool
     resumed_from: int        # epochs already done when fit started (0: fresh run)
+    precision: str = "fp32"  # what the forward passes ran in (models.precision)
 
     @property
     def epochs_run(self):
@@ -65,23 +67,30 @@ class TrainResult:
         """JSON-serialisable summary for model metadata and reports."""
         return {"epochs_run": self.epochs_run, "best_epoch": self.best_epoch,
                 "best_val_loss": self.best_val_loss, "best_val_acc": self.best_val_acc,
-                "stopped_early": self.stopped_early, "seconds": round(self.seconds, 1)}
+                "stopped_early": self.stopped_early, "seconds": round(self.seconds, 1),
+                "precision": self.precision}
 
 
 def cross_entropy_loss(model, x, y):
-    logits = model(x)
+    logits = model(x).float()
     return F.cross_entropy(logits, y), logits
 
 
-def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None, progress=True):
+def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None, progress=True,
+        precision="fp32"):
     """Train `model` in place on (x [N, 2, L] float32, y [N] class indices) arrays or
     tensors; return a TrainResult with the best-validation-loss weights restored.
 
     With checkpoint_path, the state is saved atomically after every epoch and a run
     finds and continues it (same config required; epochs may be raised). Seeds
     torch's global RNG (dropout) from config.seed; shuffling uses its own generator.
+    precision (models.precision): forward passes, the loss's own attacks included, run
+    under bf16 autocast when it resolves to bf16; weights, gradients and the optimizer
+    stay float32. It is not part of the checkpoint's identity: a run may resume in
+    another precision.
     """
     config = config or TrainConfig()
+    precision = model_precision.resolve(precision)
     loss_fn = loss_fn or cross_entropy_loss
     x_train, y_train = _tensors(train_xy, "train_xy")
     x_val, y_val = _tensors(val_xy, "val_xy")
@@ -100,9 +109,10 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     last_epoch = state["epoch"] if state["stopped_early"] else config.epochs   # a finished run stays finished
     for epoch in range(state["epoch"], last_epoch):
         start = time.perf_counter()
-        train_loss, train_acc = _train_epoch(model, x_train, y_train, optimizer, loss_fn,
-                                             config.batch_size, shuffle, progress)
-        val_loss, val_acc = _validate(model, x_val, y_val, config.batch_size)
+        with model_precision.autocast(precision):
+            train_loss, train_acc = _train_epoch(model, x_train, y_train, optimizer, loss_fn,
+                                                 config.batch_size, shuffle, progress)
+            val_loss, val_acc = _validate(model, x_val, y_val, config.batch_size)
         state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                                  "val_loss": val_loss, "val_acc": val_acc,
                                  "seconds": time.perf_counter() - start})
@@ -126,7 +136,7 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
 
     model.load_state_dict(state["best_state"])
     return TrainResult(state["history"], state["best_epoch"], state["best_val_loss"],
-                       state["best_val_acc"], state["stopped_early"], resumed_from)
+                       state["best_val_acc"], state["stopped_early"], resumed_from, precision)
 
 
 def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress):
@@ -169,7 +179,7 @@ def _validate(model, x, y, batch_size):
     model.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
-        logits = model(x[start:start + batch_size])
+        logits = model(x[start:start + batch_size]).float()
         yb = y[start:start + batch_size]
         total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(dim=1) == yb).sum())

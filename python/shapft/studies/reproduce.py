@@ -63,11 +63,13 @@ def eps_name(eps):
 
 
 class Pipeline:
-    def __init__(self, out, preset, seed=1, workers=2, threads=None, progress=True, log=print, distill=False):
+    def __init__(self, out, preset, seed=1, workers=2, threads=None, progress=True, log=print, distill=False,
+                 precision="fp32"):
         self.out = Path(out)
         self.preset = preset
         self.seed = seed
         self.distill = distill
+        self.precision = precision   # of the model stages (train, attack, explain, finetune)
         self.workers = workers
         self.threads = threads
         self.progress = progress
@@ -116,6 +118,10 @@ class Pipeline:
         self._note(artifacts.command_line(command, *options))
         _set_torch_threads(threads or self.threads)
         return function(**kwargs)
+
+    def _precision_option(self):
+        """--precision as the commands would be given it (left out at the default fp32)."""
+        return ("--precision", None if self.precision == "fp32" else self.precision)
 
     def _note(self, line):
         """Record a command (or what was done instead of one) for the report."""
@@ -197,9 +203,9 @@ class Pipeline:
             self.call("train", stages.train_classifier,
                       ("--arch", "cnn_lstm"), ("--data", self.small), ("--out", self.original),
                       ("--epochs", p.train_epochs), ("--patience", p.train_patience), ("--seed", self.seed),
-                      ("--resume", True),
+                      ("--resume", True), self._precision_option(),
                       arch="cnn_lstm", data=self.small, out=self.original, epochs=p.train_epochs,
-                      patience=p.train_patience, seed=self.seed, resume=True, progress=self.progress)
+                      patience=p.train_patience, seed=self.seed, resume=True, progress=self.progress, precision=self.precision)
 
     def stage_attack(self):
         # FGSM against the original model: tiny-adv (SHAP's input) and adv-data (deployment).
@@ -210,8 +216,9 @@ class Pipeline:
                     self.call("attack", stages.attack_recording,
                               ("--model", self.original), ("--data", data), ("--method", "fgsm"),
                               ("--eps", eps), ("--out", out), ("--seed", self.seed), ("--force", True),
+                              self._precision_option(),
                               model=self.original, data=data, method="fgsm", eps=eps, out=out,
-                              seed=self.seed, force=True, progress=self.progress)
+                              seed=self.seed, force=True, progress=self.progress, precision=self.precision)
 
     def stage_explain(self):
         p = self.preset
@@ -225,9 +232,10 @@ class Pipeline:
                           ("--model", self.original), ("--background", background), ("--data", data),
                           ("--out", path), ("--outputs", outputs), ("--background-size", p.shap_background),
                           ("--nsamples", p.shap_nsamples), ("--alphas", p.shap_alphas), ("--seed", self.seed),
+                          self._precision_option(),
                           model=self.original, background=background, data=data, out=path, outputs=outputs,
                           background_size=p.shap_background, nsamples=p.shap_nsamples, alphas=p.shap_alphas,
-                          seed=self.seed, progress=self.progress)
+                          seed=self.seed, progress=self.progress, precision=self.precision)
 
     def stage_mask(self):
         for eps in self.preset.eps_levels:
@@ -260,11 +268,11 @@ class Pipeline:
             command = artifacts.command_line(
                 "finetune", ("--model", self.original), ("--data", tiny_train), ("--epochs", p.finetune_epochs),
                 ("--patience", p.finetune_patience), ("--method", method), ("--mask", mask), ("--eps", eps),
-                ("--seed", seed), ("--out", path), ("--force", True))
+                ("--seed", seed), ("--out", path), ("--force", True), self._precision_option())
             todo.append((command, dict(model=self.original, data=tiny_train, out=path, method=method,
                                        mask=mask, eps=eps, epochs=p.finetune_epochs,
                                        patience=p.finetune_patience, seed=seed, force=True,
-                                       progress=False)))
+                                       progress=False, precision=self.precision)))
         self.log(f"[finetune] {len(todo)} of {len(jobs)} fine-tuning runs to do, {self.workers} at a time")
         self.call_parallel(todo)
         # m = 0 deletes nothing: SHAP-FT and random deletion are then direct fine-tuning with

@@ -103,7 +103,7 @@ class Trained:
 
 def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patience=10, min_delta=0.0,
                      seed=0, checkpoint=None, resume=False, force=False, progress=True, log=None,
-                     invalid_frames="skip"):
+                     invalid_frames="skip", precision="fp32"):
     """Train `arch` on DATA/train (early stopping on DATA/val), export it with metadata to
     `out`, and write OUT.training.json and figures (curves; with DATA/test, accuracy vs
     SNR and confusion matrices). Resumable from `checkpoint` (default OUT.ckpt). Invalid
@@ -140,7 +140,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     if log:
         log(f"{arch}: {models.parameter_count(model):,} parameters; train {len(splits['train'])}, "
             f"val {len(splits['val'])} frames of {frame_length} samples")
-    result = training.fit(model, _xy(splits["train"]), _xy(splits["val"]), config,
+    result = training.fit(model, _xy(splits["train"]), _xy(splits["val"]), config, precision=precision,
                           checkpoint_path=checkpoint, progress=progress)
 
     summary = {**result.summary(), "config": dataclasses.asdict(config),
@@ -148,7 +148,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     test_report = None
     if "test" in splits:
         test = splits["test"]
-        predictions = predict_logits(model, test.model_input()).argmax(axis=1)
+        predictions = predict_logits(model, test.model_input(), precision=precision).argmax(axis=1)
         test_report = accuracy_report(test.labels, predictions, test.snr_db)
         summary["test_accuracy"] = test_report["accuracy"]
         summary["test_high_snr_accuracy"] = test_report["high_snr_accuracy"]
@@ -210,7 +210,7 @@ def attack_options(method, steps=None, alpha=None):
 
 def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None, alpha=None,
                      targeted=False, target_class=None, labels="truth", batch_size=256, seed=0,
-                     force=False, progress=True, invalid_frames="skip"):
+                     force=False, progress=True, invalid_frames="skip", precision="fp32"):
     """Attack every valid frame of recording `data` against `model`; write the adversarial
     frames as OUT/<data's name>.sigmf-{meta,data}, keeping the annotations and recording
     the attack in the global `shapft:attack` field. Invalid frames (NaN, Inf, all zero)
@@ -245,14 +245,14 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
     source, check = read_recording(data_meta, "--data", loaded, invalid_frames)
     module = classifier(loaded, source.frame_length)
 
-    attack = attacks.make(method, module, eps=eps, psr_db=psr_db, seed=seed,
+    attack = attacks.make(method, module, eps=eps, psr_db=psr_db, seed=seed, precision=precision,
                           frame_length=source.frame_length, targeted=targeted, **options)
     budget.warn_if_above_signal(attack.eps, attack.norm, source.frame_length, _budget_option(eps, psr_db))
     x = source.model_input()
     if targeted:
         attack_labels = np.full(len(source), class_index(target_class))
     elif labels == "predicted":
-        attack_labels = predict_logits(module, x).argmax(axis=1)
+        attack_labels = predict_logits(module, x, precision=precision).argmax(axis=1)
     else:
         attack_labels = source.labels
     x_adv = attacks.attack_array(attack, x, attack_labels, batch_size, progress=progress)
@@ -266,7 +266,7 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
     adversarial = recording.Recording(recording.from_model_input(x_adv), source.labels, source.snr_db, info)
     written = recording.write(out_base, adversarial, f"{attack.describe()} against {loaded.path.name} "
                               f"of {data_meta.name}", overwrite=force)
-    predictions = predict_logits(module, x_adv).argmax(axis=1)
+    predictions = predict_logits(module, x_adv, precision=precision).argmax(axis=1)
     return Attacked(written, len(source), attack.describe(), attack_labels, predictions, source.labels, check)
 
 
@@ -275,7 +275,7 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
 # --------------------------------------------------------------------------------------
 
 def evaluate_model(model, data, attack_list=(), steps=None, alpha=None, labels="truth", batch_size=256,
-                   seed=0, json_path=None, figure=None, progress=True, invalid_frames="skip"):
+                   seed=0, json_path=None, figure=None, progress=True, invalid_frames="skip", precision="fp32"):
     """Accuracy of `model` on the valid frames of recording `data`, as recorded and under
     each attack of `attack_list` crafted against the model itself: (method, eps) or
     (method, None, psr_db), the PSR converted with the method's norm at the recording's
@@ -312,7 +312,7 @@ def evaluate_model(model, data, attack_list=(), steps=None, alpha=None, labels="
         budget.warn_if_above_signal(eps, norm, rec.frame_length, method)
         resolved.append((method, eps))
     options = {k: v for k, v in (("steps", steps), ("alpha", alpha)) if v is not None}
-    result = metrics.evaluate(module, rec, resolved, labels=labels, attack_options=options,
+    result = metrics.evaluate(module, rec, resolved, labels=labels, attack_options=options, precision=precision,
                               seed=seed, batch_size=batch_size, progress=progress)
     result["clean"]["description"] = recording.condition(rec)
     result.update(model=str(loaded.path), model_sha256=loaded.sha256, arch=loaded.arch, data=str(meta),
@@ -347,7 +347,7 @@ class Explained:
 
 def explain_recording(model, background, data, out, background_size=5000, nsamples=200, outputs="all",
                       output="softmax", alphas="shap", engine="vectorised", batch_size=None, seed=0,
-                      force=False, progress=True, invalid_frames="skip"):
+                      force=False, progress=True, invalid_frames="skip", precision="fp32"):
     """SHAP values (expected gradients) of every valid frame of `data` against a seeded
     random background of `background_size` valid frames of `background`, written to `out`
     (.npz). Invalid frames (NaN, Inf, all zero) are left out of both, so the values are
@@ -355,6 +355,9 @@ def explain_recording(model, background, data, out, background_size=5000, nsampl
     skipped (invalid_indices, invalid_reasons; background_invalid_*). A model that
     carries a mask is explained through its deletion on full-length frames."""
     from ..learn import explain
+    from ..models import precision as model_precision
+    if engine == "shap" and model_precision.resolve(precision) != "fp32":
+        raise ValueError("--precision: the shap engine (the reference) runs in fp32; use --engine vectorised")
 
     for name, value in (("background-size", background_size), ("nsamples", nsamples),
                         ("batch-size", batch_size)):
@@ -390,10 +393,11 @@ def explain_recording(model, background, data, out, background_size=5000, nsampl
 
     start = time.perf_counter()
     if engine == "vectorised":
-        result = explain.expected_gradients(
-            module, background_x, frames, outputs=explained, nsamples=nsamples, seed=seed,
-            output=output, alphas=alphas, batch_size=batch_size or explain.DEFAULT_BATCH_SIZE,
-            progress=progress)
+        with model_precision.autocast(precision):
+            result = explain.expected_gradients(
+                module, background_x, frames, outputs=explained, nsamples=nsamples, seed=seed,
+                output=output, alphas=alphas, batch_size=batch_size or explain.DEFAULT_BATCH_SIZE,
+                progress=progress)
     else:
         result = explain.shap_reference(
             module, background_x, frames, nsamples=nsamples, seed=seed, output=output,
@@ -475,7 +479,7 @@ class FineTuned:
 
 
 def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epochs=50, patience=5,
-                   evaluate=None, seed=0, force=False, progress=True, invalid_frames="skip"):
+                   evaluate=None, seed=0, force=False, progress=True, invalid_frames="skip", precision="fp32"):
     """SHAP-FT fine-tuning (or a baseline: random, direct, at_fgsm) of the original
     CNN-LSTM on the valid frames of `data`, exported with its mask; then, optionally, its
     accuracy on the valid frames of the recording `evaluate` after deleting the same
@@ -516,7 +520,7 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
     keep = masks.keep_positions(chosen) if chosen else None
     network, result = finetune.finetune(finetune.cnn_lstm_from(loaded), rec.model_input(), rec.labels,
                                         rec.snr_db, method, keep=keep, eps=eps, seed=seed, epochs=epochs,
-                                        patience=patience, progress=progress)
+                                        patience=patience, progress=progress, precision=precision)
     length = len(keep) if keep is not None else loaded.frame_length
     command = artifacts.command_line(
         "finetune", ("--model", model), ("--data", data), ("--out", out), ("--method", method),
@@ -529,6 +533,6 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
         x = target.model_input()
         if keep is not None:
             x = x[:, :, keep]
-        predictions = metrics.predict_logits(network, x).argmax(axis=1)
+        predictions = metrics.predict_logits(network, x, precision=precision).argmax(axis=1)
         report = metrics.accuracy_report(target.labels, predictions, target.snr_db)
     return FineTuned(out, method, length, result, report, checks)
