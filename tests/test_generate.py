@@ -1,4 +1,5 @@
 """`shapft generate`: the tiny preset's three SigMF sets, reproducibility, bad input."""
+import hashlib
 import subprocess
 
 import numpy as np
@@ -61,6 +62,55 @@ def test_same_seed_same_bytes(tmp_path, shapft):
     read = lambda d, ext: (tmp_path / d / f"custom.sigmf-{ext}").read_bytes()
     assert read("a", "data") == read("b", "data") and read("a", "meta") == read("b", "meta")
     assert read("a", "data") != read("c", "data")
+
+
+@pytest.mark.parametrize("settings", [
+    ["--frames", "20", "--modulations", "QAM16,WBFM,GFSK,AM-SSB", "--snrs=-10,10"],
+    ["--frames", "13", "--modulations", "BPSK,CPFSK,AM-DSB", "--snrs=0:12:6"],
+])
+def test_same_seed_same_bytes_every_run(tmp_path, shapft, settings):
+    # Whole data files of several runs: every frame of every setting, wherever the
+    # two worker processes' flowgraphs happened to split their work.
+    digests = set()
+    for run in range(3):
+        assert shapft("generate", "--preset", "custom", *settings, "--seed", 5, "--quiet",
+                      "--out", tmp_path / str(run))[0] == 0
+        digests.add(hashlib.sha256((tmp_path / str(run) / "custom.sigmf-data").read_bytes()).hexdigest())
+    assert len(digests) == 1
+
+
+@pytest.mark.parametrize("limits", [dict(picker_max_items=5), dict(picker_max_items=15, output_buffer=64),
+                                    dict(output_buffer=4096)])
+def test_setting_frames_do_not_depend_on_scheduling(monkeypatch, limits):
+    # 20 frames come from 5 chains, a round of 5 frames at a time: with at most 5 items
+    # per call the frame picker makes one round per call, by default several.
+    reference = generate.run_setting("WBFM", 4.0, 20, 17)
+    source = generate.channel_model_source
+
+    def scheduled(*args, **kwargs):
+        made = source(*args, output_buffer=limits.get("output_buffer", 0), **kwargs)
+        if "picker_max_items" in limits:
+            made.picker.set_max_noutput_items(limits["picker_max_items"])
+        return made
+    monkeypatch.setattr(generate, "channel_model_source", scheduled)
+    np.testing.assert_array_equal(generate.run_setting("WBFM", 4.0, 20, 17), reference)
+
+
+def test_large_setting_runs_in_bounded_flowgraphs(monkeypatch):
+    # rml2016a's 600 frames per setting in one flowgraph (150 chains) need more System V
+    # shared-memory segments than two workers may hold; here the bound is 2 chains.
+    made = []
+    source = generate.channel_model_source
+
+    def counted(*args, **kwargs):
+        made.append((kwargs["num_frames"], kwargs["chains_per_setting"], kwargs["seed"]))
+        return source(*args, **kwargs)
+    monkeypatch.setattr(generate, "channel_model_source", counted)
+    monkeypatch.setattr(generate, "CHAINS_PER_FLOWGRAPH", 2)
+    frames = generate.run_setting("QPSK", 10.0, 19, 8)
+    assert [(n, chains) for n, chains, _ in made] == [(8, 2), (8, 2), (3, 1)]
+    assert len({seed for _, _, seed in made}) == 3
+    assert frames.shape == (19, 128) and len(np.unique(frames, axis=0)) == 19
 
 
 def test_setting_seeds_do_not_depend_on_order():

@@ -21,12 +21,19 @@ DIGITAL = ["BPSK", "QPSK", "8PSK", "QAM16", "QAM64", "PAM4", "GFSK", "CPFSK", "W
 LINE_OF_SIGHT = {"rician_k": 1e6, "delays": [0.0], "mags": [1.0]}
 
 
-def run_source(**kwargs):
+def run_source(max_noutput_items=None, picker_max_items=None, **kwargs):
+    """Frames and tags of a finite source; the two limits change how GNU Radio splits
+    the work into calls (all blocks', and the frame picker's, items per call)."""
     tb = gr.top_block()
     tb.source = channel_model_source(**kwargs)
     tb.sink = blocks.vector_sink_c(128)
     tb.connect(tb.source, tb.sink)
-    tb.run()
+    if picker_max_items:
+        tb.source.picker.set_max_noutput_items(picker_max_items)
+    if max_noutput_items:
+        tb.run(max_noutput_items)
+    else:
+        tb.run()
     frames = np.asarray(tb.sink.data(), dtype=np.complex64).reshape(-1, 128)
     return frames, tb.sink.tags()
 
@@ -75,7 +82,20 @@ class qa_channel_model_source(gr_unittest.TestCase):
                          [(t.offset, pmt.write_string(t.value)) for t in tags_b])
         self.assertGreater(np.mean(np.abs(a - c)), 0.1)
 
-    def test_003_measured_snr_matches_request(self):
+    def test_003_frames_do_not_depend_on_scheduling(self):
+        # Twelve chains (three classes, two SNRs, two chains each): one call of the
+        # frame picker may cover one round or many, a few samples of a chain or many.
+        kwargs = dict(modulations=["QAM16", "WBFM", "GFSK"], snrs_db=[0.0, 10.0], num_frames=101,
+                      seed=4, chains_per_setting=2)
+        reference, reference_tags = run_source(**kwargs)
+        for limits in (dict(picker_max_items=12), dict(picker_max_items=36, output_buffer=64),
+                       dict(max_noutput_items=96), dict(max_noutput_items=1000, output_buffer=512)):
+            frames, tags = run_source(**limits, **kwargs)
+            np.testing.assert_array_equal(frames, reference, err_msg=str(limits))
+            self.assertEqual([(t.offset, pmt.write_string(t.value)) for t in tags],
+                             [(t.offset, pmt.write_string(t.value)) for t in reference_tags])
+
+    def test_004_measured_snr_matches_request(self):
         kwargs = dict(modulations=DIGITAL, num_frames=360, seed=5, chains_per_setting=4,
                       channel=LINE_OF_SIGHT)
         clean, _ = run_source(snrs_db=[math.inf], **kwargs)
@@ -83,7 +103,7 @@ class qa_channel_model_source(gr_unittest.TestCase):
             noisy, _ = run_source(snrs_db=[snr], **kwargs)
             self.assertAlmostEqual(measured_snr_db(noisy, clean), snr, delta=0.5)
 
-    def test_004_fading_channel_changes_frames(self):
+    def test_005_fading_channel_changes_frames(self):
         # The default channel (Rician fading, frequency and rate offsets) must do
         # something a line-of-sight channel does not: distort the waveform.
         kwargs = dict(modulations=["QPSK"], snrs_db=[math.inf], num_frames=20, seed=9)
@@ -91,7 +111,7 @@ class qa_channel_model_source(gr_unittest.TestCase):
         los, _ = run_source(channel=LINE_OF_SIGHT, **kwargs)
         self.assertGreater(np.mean(np.abs(faded - los)), 0.05)
 
-    def test_005_bad_input_refused(self):
+    def test_006_bad_input_refused(self):
         bad = [dict(modulations=["QAM256"]), dict(modulations=[]), dict(snrs_db=[]),
                dict(snrs_db=[float("nan")]), dict(num_frames=-1), dict(window=64),
                dict(chains_per_setting=0)]
@@ -102,7 +122,7 @@ class qa_channel_model_source(gr_unittest.TestCase):
                             ("modulations", "snrs_db", "num_frames", "window", "chains_per_setting"),
                             str(ctx.exception))
 
-    def test_006_endless_stream_with_head(self):
+    def test_007_endless_stream_with_head(self):
         tb = gr.top_block()
         tb.source = channel_model_source(modulations=["BPSK", "WBFM"], snrs_db=[6.0], seed=1)
         tb.head = blocks.head(gr.sizeof_gr_complex * 128, 50)

@@ -110,15 +110,16 @@ class frame_picker(gr.basic_block):
         if rounds == 0:
             return 0
         out = output_items[0]
-        offsets = self.rng.integers(0, self.window - self.frame_length + 1, size=(rounds, k))
-        order = np.argsort(self.rng.random((rounds, k)), axis=1)
         produced = 0
         first_item = self.nitems_written(0)
         for r in range(rounds):
-            for i in order[r]:
+            # Draw round by round, the same draws every round: GNU Radio decides how many
+            # rounds one call gets, and the frames must not depend on it.
+            offsets = self.rng.integers(0, self.window - self.frame_length + 1, size=k)
+            for i in self.rng.permutation(k):
                 if self.num_frames and self.frames_out + produced == self.num_frames:
                     break
-                start = r * self.window + offsets[r, i]
+                start = r * self.window + offsets[i]
                 frame = input_items[i][start:start + self.frame_length]
                 power = np.mean(frame.real ** 2 + frame.imag ** 2)
                 out[produced] = frame / np.sqrt(power) if power > 0 else frame

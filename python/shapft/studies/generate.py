@@ -5,8 +5,12 @@ Seeds derive from (seed, split, class, SNR), so every setting's frames are the s
 whatever order or process computes them, and the same seed gives the same bytes.
 """
 import concurrent.futures
+import contextlib
 import math
+import multiprocessing
 import os
+import signal
+import threading
 
 import numpy as np
 import pmt
@@ -21,6 +25,12 @@ from ..core.radioml import CLASSES, FRAME_LENGTH, LABEL_TAG_KEY, SNRS_DB
 # used. The channel's fading (1 Hz Doppler) is nearly static over a chain's few
 # milliseconds, so fewer frames per chain means more channel diversity per setting.
 FRAMES_PER_CHAIN = 4
+
+# Chains in one flowgraph at most; a setting that needs more runs several flowgraphs,
+# one after another. Each chain's buffers hold some 15-25 System V shared-memory
+# segments (GNU Radio's default double-mapped buffers) and a system allows 4096 in all
+# (kernel.shmmni): two workers of 150 chains each (rml2016a's 600 frames) exceed it.
+CHAINS_PER_FLOWGRAPH = 32
 
 # Split name -> (frames per class and SNR); 'tiny-test' is handled by spread_counts.
 PRESETS = {
@@ -60,34 +70,152 @@ def _setting_seed(seed, split_id, name, snr_db):
     return int(np.random.SeedSequence(key).generate_state(1)[0] >> 1)
 
 
-def collect(source, frame_length=FRAME_LENGTH):
+def collect(source, frame_length=FRAME_LENGTH, stop=None):
     """Run a finite frame source (a channel_model_source) to its end: its frames
-    (complex64 [n, frame_length]) and the class name of each frame's `label` tag."""
+    (complex64 [n, frame_length]) and the class name of each frame's `label` tag.
+
+    Ctrl-C, or `stop` (a threading or multiprocessing Event) being set, stops the
+    flowgraph and raises KeyboardInterrupt."""
     tb = gr.top_block()
     tb.source = source
     tb.sink = blocks.vector_sink_c(frame_length)
     tb.connect(tb.source, tb.sink)
-    tb.run()
+    _run(tb, stop)
     frames = np.asarray(tb.sink.data(), dtype=np.complex64).reshape(-1, frame_length)
     labels = [pmt.symbol_to_string(t.value) for t in tb.sink.tags()
               if pmt.symbol_to_string(t.key) == LABEL_TAG_KEY]
     return frames, labels
 
 
-def run_setting(name, snr_db, n_frames, seed, frames_per_chain=FRAMES_PER_CHAIN, channel=None):
-    """Frames (complex64 [n, 128]) of one setting from a short flowgraph; the tags are
-    checked against the setting, so a frame can never carry the wrong label."""
-    chains = max(1, math.ceil(n_frames / frames_per_chain))
-    frames, labels = collect(channel_model_source([name], [snr_db], num_frames=n_frames, seed=seed,
-                                                  chains_per_setting=chains, transient=1024, channel=channel))
-    if len(frames) != n_frames or labels != [name] * n_frames:
-        raise RuntimeError(f"{name} at {snr_db} dB: expected {n_frames} frames tagged {name}, "
-                           f"got {len(frames)} frames and {len(labels)} label tags")
-    return frames
+def _run(tb, stop=None, poll_seconds=0.05):
+    """tb.run(), but interruptible: GNU Radio's run() answers Ctrl-C by stopping the
+    flowgraph and returning as if it had finished; here the flowgraph is stopped and
+    KeyboardInterrupt raised, also when `stop` is set."""
+    finished = threading.Event()
+
+    def wait():
+        tb.wait()
+        finished.set()
+
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt   # before start(), which takes a while for many chains
+    tb.start()
+    waiter = threading.Thread(target=wait, name="shapft-flowgraph", daemon=True)
+    waiter.start()
+    try:
+        while not finished.wait(poll_seconds):
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
+    except BaseException:
+        tb.stop()
+        waiter.join()
+        raise
+    waiter.join()
+
+
+def run_setting(name, snr_db, n_frames, seed, frames_per_chain=FRAMES_PER_CHAIN, channel=None, stop=None):
+    """Frames (complex64 [n, 128]) of one setting from short flowgraphs of at most
+    CHAINS_PER_FLOWGRAPH chains each (the first seeded with `seed`, the others with
+    seeds derived from it); the tags are checked against the setting, so a frame can
+    never carry the wrong label. `stop`: as for collect()."""
+    if n_frames < 1:
+        raise ValueError(f"n_frames: must be >= 1, got {n_frames}")
+    per_flowgraph = CHAINS_PER_FLOWGRAPH * frames_per_chain
+    parts = []
+    for part, first in enumerate(range(0, n_frames, per_flowgraph)):
+        n = min(per_flowgraph, n_frames - first)
+        part_seed = seed if part == 0 else int(np.random.SeedSequence([seed, part]).generate_state(1)[0] >> 1)
+        frames, labels = collect(channel_model_source([name], [snr_db], num_frames=n, seed=part_seed,
+                                                      chains_per_setting=max(1, math.ceil(n / frames_per_chain)),
+                                                      transient=1024, channel=channel),
+                                 stop=stop)
+        if len(frames) != n or labels != [name] * n:
+            raise RuntimeError(f"{name} at {snr_db} dB: expected {n} frames tagged {name}, "
+                               f"got {len(frames)} frames and {len(labels)} label tags")
+        parts.append(frames)
+    return np.concatenate(parts)
+
+
+# In a worker process: the parent's request to stop (a multiprocessing Event).
+_worker_stop = None
+
+
+def _start_worker(stop):
+    """Initialise a worker process: Ctrl-C is the parent's to handle (a terminal sends
+    SIGINT to the whole process group), so workers ignore it; the parent asks them to
+    stop through `stop`. Workers start with SIGINT blocked (_sigint_blocked), so none
+    arrives before it is ignored."""
+    global _worker_stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _worker_stop = stop
 
 
 def _run_setting_job(args):
-    return run_setting(*args)
+    if _worker_stop is not None and _worker_stop.is_set():
+        raise KeyboardInterrupt
+    return run_setting(*args, stop=_worker_stop)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """SIGINT held back from the calling thread (and the processes and threads it starts)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def _sigint_noted(interrupted):
+    """Ctrl-C sets `interrupted` instead of raising KeyboardInterrupt at whatever line
+    runs (which may be inside concurrent.futures, leaving the pool unable to shut
+    down). Only where Python's default handler is installed, in the main thread."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _run_jobs(jobs, workers, progress, desc):
+    """_run_setting_job of every job, in `workers` processes; the results in job order.
+
+    On Ctrl-C, or when a job fails, the workers are asked to stop their flowgraphs,
+    jobs not started are dropped, and the pool is shut down before KeyboardInterrupt
+    (or the job's error) is raised, so no worker is left running."""
+    context = multiprocessing.get_context()
+    stop = context.Event()
+    interrupted = threading.Event()
+    with _sigint_noted(interrupted):
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
+                                                      initializer=_start_worker, initargs=(stop,))
+        bar = None
+        try:
+            with _sigint_blocked():
+                # The worker processes start in submit() and inherit the blocked SIGINT.
+                futures = [pool.submit(_run_setting_job, job) for job in jobs]
+            bar = tqdm(total=len(jobs), desc=desc, unit="setting", disable=not progress, leave=False)
+            pending = set(futures)
+            while pending and not interrupted.is_set():
+                done, pending = concurrent.futures.wait(pending, timeout=0.1,
+                                                        return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    future.result()   # a failed job fails the split now
+                bar.update(len(done))
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if bar is not None:
+                bar.close()
+    if interrupted.is_set():
+        raise KeyboardInterrupt
+    return [future.result() for future in futures]
 
 
 def generate_split(counts, seed, split, workers=None, progress=True, channel=None):
@@ -96,9 +224,7 @@ def generate_split(counts, seed, split, workers=None, progress=True, channel=Non
     settings = [(m, s, n) for (m, s), n in sorted(counts.items(), key=lambda kv: (CLASSES.index(kv[0][0]), kv[0][1])) if n > 0]
     jobs = [(m, s, n, _setting_seed(seed, split_id, m, s), FRAMES_PER_CHAIN, channel) for m, s, n in settings]
     workers = workers or min(2, os.cpu_count() or 1)
-    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(_run_setting_job, jobs), total=len(jobs), desc=split,
-                            unit="setting", disable=not progress, leave=False))
+    results = _run_jobs(jobs, workers, progress, split)
     frames = np.concatenate(results)
     labels = np.concatenate([[CLASSES.index(m)] * n for m, _, n in settings])
     snrs = np.concatenate([[s] * n for _, s, n in settings])
@@ -123,7 +249,8 @@ def generate_preset(preset, out_dir, seed, force=False, workers=None, progress=T
     for split, split_counts in counts.items():
         recording = generate_split(split_counts, seed, split, workers=workers, progress=progress)
         recording.info = {"generator": {"preset": preset, "split": split, "seed": seed,
-                                        "frames_per_chain": FRAMES_PER_CHAIN, "transient": 1024,
+                                        "frames_per_chain": FRAMES_PER_CHAIN,
+                                        "chains_per_flowgraph": CHAINS_PER_FLOWGRAPH, "transient": 1024,
                                         "window": 2 * FRAME_LENGTH, "channel": DEFAULT_CHANNEL}}
         rec.write(os.path.join(out_dir, split), recording, DESCRIPTIONS[split], overwrite=force)
         written[split] = recording
