@@ -9,6 +9,7 @@ MODELS="$ROOT/examples/models"
 if [[ "${1:-}" == "--models" ]]; then MODELS="$2"; shift 2; fi
 ONLY=" $* "
 PY="$ROOT/.venv/bin/python"
+export PYTHONPATH="$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}"   # shapft_testing (test frames and models)
 OUT="$ROOT/bench/results"
 mkdir -p "$OUT"
 wanted() { [[ "$ONLY" == "  " || "$ONLY" == *" $1 "* ]]; }
