@@ -1,8 +1,15 @@
-"""Small, deterministic models and frames for QA tests and benchmarks.
+"""Small, deterministic models and frames for QA tests and benchmarks, and the QA
+tests' flowgraph helpers (running to the end without hanging, capturing C++ output).
 
 Models are randomly initialised from a seed (no training) but real: scripted,
 saved with metadata as gr-shapft model files, loaded back by the blocks.
 """
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+
 import numpy as np
 import torch
 
@@ -65,3 +72,41 @@ def hand_adaptive(module, keep, x, labels, eps):
     with torch.no_grad():
         accuracy = float(np.mean((classifier(x_adv).argmax(dim=1) == labels).numpy()))
     return x_adv, accuracy
+
+
+# --- running flowgraphs in QA -------------------------------------------------------
+
+@contextlib.contextmanager
+def captured_output():
+    """What the process writes to stdout and stderr (file descriptors 1 and 2, where
+    GNU Radio's C++ logging goes), as a list that holds the text once the block ends."""
+    text = []
+    with tempfile.TemporaryFile() as f:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield text
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            f.seek(0)
+            text.append(f.read().decode(errors="replace"))
+
+
+def run_to_end(tb, seconds=60):
+    """tb.run(), failing the test rather than hanging when the flowgraph does not end
+    (a block whose work() raised leaves it waiting forever)."""
+    tb.start()
+    waiter = threading.Thread(target=tb.wait, daemon=True)
+    waiter.start()
+    waiter.join(seconds)
+    if waiter.is_alive():
+        tb.stop()
+        waiter.join(10)
+        raise AssertionError(f"the flowgraph did not end within {seconds} s")

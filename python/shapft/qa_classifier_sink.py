@@ -8,7 +8,6 @@
 import json
 import os
 import tempfile
-import threading
 import warnings
 
 import numpy as np
@@ -32,19 +31,6 @@ def tagged_source(frames, labels=None, snrs=None):
         if snrs is not None:
             tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(snrs[i]))))
     return blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1], tags)
-
-
-def run_to_end(tb, seconds=60):
-    """tb.run(), failing the test rather than hanging when the flowgraph does not end
-    (a block whose work() raised leaves it waiting forever)."""
-    tb.start()
-    waiter = threading.Thread(target=tb.wait, daemon=True)
-    waiter.start()
-    waiter.join(seconds)
-    if waiter.is_alive():
-        tb.stop()
-        waiter.join(10)
-        raise AssertionError(f"the flowgraph did not end within {seconds} s")
 
 
 class FailingModule:
@@ -284,7 +270,7 @@ class qa_classifier_sink(gr_unittest.TestCase):
         tb.connect(source, failing)
         tb.connect(source, other)
         tb.msg_connect(failing, "classification", debug, "store")
-        run_to_end(tb)
+        shapft_testing.run_to_end(tb)
         self.assertEqual(len(failing.errors()), 1)
         self.assertRegex(failing.errors()[0], "^work: RuntimeError: model failed")
         self.assertEqual(failing.frames_in(), 500)
@@ -311,7 +297,7 @@ class qa_classifier_sink(gr_unittest.TestCase):
         other = classifier_sink(model_path, name="other", num_threads=1)
         tb.connect(source, failing)
         tb.connect(source, other)
-        run_to_end(tb)
+        shapft_testing.run_to_end(tb)
         self.assertRegex(" ".join(failing.errors()), "^start: RuntimeError: model failed")
         self.assertEqual((failing.frames_in(), failing.frames_scored(), failing.frames_dropped()), (100, 0, 100))
         self.assertEqual(other.frames_scored(), 100)

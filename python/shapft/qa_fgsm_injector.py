@@ -6,11 +6,8 @@
 #
 """QA of fgsm_injector: tagged vector source -> injector -> vector sink; the output
 must equal the library's offline attack on the same frames."""
-import contextlib
 import os
-import sys
 import tempfile
-import threading
 import warnings
 
 import numpy as np
@@ -33,42 +30,6 @@ def tagged_source(frames, labels):
             tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("label"), pmt.intern(label))))
         tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(2.0 * i))))
     return blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1], tags)
-
-
-@contextlib.contextmanager
-def captured_output():
-    """What the process writes to stdout and stderr (file descriptors 1 and 2, where
-    GNU Radio's C++ logging goes), as a list that holds the text once the block ends."""
-    text = []
-    with tempfile.TemporaryFile() as f:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = [os.dup(1), os.dup(2)]
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield text
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            for fd, copy in zip((1, 2), saved):
-                os.dup2(copy, fd)
-                os.close(copy)
-            f.seek(0)
-            text.append(f.read().decode(errors="replace"))
-
-
-def run_to_end(tb, seconds=60):
-    """tb.run(), failing the test rather than hanging when the flowgraph does not end
-    (a block whose work() raised leaves it waiting forever)."""
-    tb.start()
-    waiter = threading.Thread(target=tb.wait, daemon=True)
-    waiter.start()
-    waiter.join(seconds)
-    if waiter.is_alive():
-        tb.stop()
-        waiter.join(10)
-        raise AssertionError(f"the flowgraph did not end within {seconds} s")
 
 
 class FailingAttack:
@@ -260,7 +221,7 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         attacked, clean = blocks.vector_sink_c(128), blocks.vector_sink_c(128)
         tb.connect(source, injector, attacked)
         tb.connect(source, clean)
-        run_to_end(tb)
+        shapft_testing.run_to_end(tb)
         self.assertEqual(len(injector.errors()), 1)
         self.assertRegex(injector.errors()[0], "^work: RuntimeError: attack failed")
         out = np.asarray(attacked.data(), dtype=np.complex64).reshape(-1, 128)
@@ -279,7 +240,7 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         attacked, clean = blocks.vector_sink_c(128), blocks.vector_sink_c(128)
         tb.connect(source, injector, attacked)
         tb.connect(source, clean)
-        run_to_end(tb)
+        shapft_testing.run_to_end(tb)
         self.assertRegex(" ".join(injector.errors()), "^start: RuntimeError: attack failed")
         self.assertEqual(injector.frames_dropped(), 90)
         self.assertFalse(np.any(attacked.data()))
@@ -287,7 +248,7 @@ class qa_fgsm_injector(gr_unittest.TestCase):
 
     def test_012_output_buffer_sized_without_an_info_line(self):
         # GRC's Min Output Buffer calls set_min_output_buffer(size) on the block.
-        with captured_output() as output:
+        with shapft_testing.captured_output() as output:
             injector = fgsm_injector(self.model_path, batch_size=32, num_threads=2)
             default = injector.min_output_buffer(0)
             injector.set_min_output_buffer(4096)

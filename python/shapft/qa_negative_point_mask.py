@@ -5,12 +5,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 """QA of negative_point_mask: vector source -> mask -> vector sink."""
-import contextlib
 import json
 import os
-import sys
 import tempfile
-import threading
 
 import numpy as np
 import pmt
@@ -29,42 +26,6 @@ def tagged_source(frames):
         tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("label"), pmt.intern("QPSK"))))
         tags.append(gr.tag_utils.python_to_tag((i, pmt.intern("snr_db"), pmt.from_double(float(i)))))
     return blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1], tags)
-
-
-@contextlib.contextmanager
-def captured_output():
-    """What the process writes to stdout and stderr (file descriptors 1 and 2, where
-    GNU Radio's C++ logging goes), as a list that holds the text once the block ends."""
-    text = []
-    with tempfile.TemporaryFile() as f:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = [os.dup(1), os.dup(2)]
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield text
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            for fd, copy in zip((1, 2), saved):
-                os.dup2(copy, fd)
-                os.close(copy)
-            f.seek(0)
-            text.append(f.read().decode(errors="replace"))
-
-
-def run_to_end(tb, seconds=60):
-    """tb.run(), failing the test rather than hanging when the flowgraph does not end
-    (a block whose work() raised leaves it waiting forever)."""
-    tb.start()
-    waiter = threading.Thread(target=tb.wait, daemon=True)
-    waiter.start()
-    waiter.join(seconds)
-    if waiter.is_alive():
-        tb.stop()
-        waiter.join(10)
-        raise AssertionError(f"the flowgraph did not end within {seconds} s")
 
 
 class qa_negative_point_mask(gr_unittest.TestCase):
@@ -159,7 +120,7 @@ class qa_negative_point_mask(gr_unittest.TestCase):
         masked, clean = blocks.vector_sink_c(mask.output_length), blocks.vector_sink_c(128)
         tb.connect(source, mask, masked)
         tb.connect(source, clean)
-        run_to_end(tb)
+        shapft_testing.run_to_end(tb)
         self.assertEqual(len(mask.errors()), 1)
         self.assertRegex(mask.errors()[0], "^work: IndexError")
         self.assertEqual(mask.frames_dropped(), 37)
@@ -170,7 +131,7 @@ class qa_negative_point_mask(gr_unittest.TestCase):
     def test_007_output_buffer_sized_without_an_info_line(self):
         # The block reserves its buffer, and GRC's Min Output Buffer calls
         # set_min_output_buffer(size) on it: neither prints.
-        with captured_output() as output:
+        with shapft_testing.captured_output() as output:
             mask = negative_point_mask(self.mask_path)
             default = mask.min_output_buffer(0)
             mask.set_min_output_buffer(4096)

@@ -194,12 +194,15 @@ METHODS = {cls.name: cls for cls in (FGSM, FGM, BIM, PGD)}
 def make(method, model, eps=None, psr_db=None, **kwargs):
     """An attack by name (fgsm, fgm, bim, pgd); kwargs go to its constructor
     (targeted, seed, frame_length; steps and alpha for bim/pgd; random_start for pgd)."""
+    return by_name(METHODS, method, "attack method")(model, eps=eps, psr_db=psr_db, **kwargs)
+
+
+def by_name(registry, method, what):
+    """The attack class `registry` names `method` (any case); a ValueError lists the names."""
     try:
-        cls = METHODS[method.lower()]
+        return registry[method.lower()]
     except (KeyError, AttributeError):
-        raise ValueError(f"unknown attack method {method!r}; expected one of "
-                         f"{', '.join(METHODS)}") from None
-    return cls(model, eps=eps, psr_db=psr_db, **kwargs)
+        raise ValueError(f"unknown {what} {method!r}; expected one of {', '.join(registry)}") from None
 
 
 def attack_array(attack, x, labels=None, batch_size=256, progress=False):

@@ -63,7 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import Attack
+from . import Attack, by_name
 from ..core import budget
 from ..core.radioml import FRAME_LENGTH
 from ..models import precision as precision_module
@@ -445,9 +445,4 @@ def make(method, model, eps=None, psr_db=None, **kwargs):
     """A library attack by name (apgd-ce, apgd-dlr, square); kwargs go to its constructor
     (targeted, seed, frame_length, precision, norm, batch_size; max_iter; nb_random_init,
     eps_step for APGD; top_k for apgd-dlr; p_init, nb_restarts for square)."""
-    try:
-        cls = LIBRARY_METHODS[method.lower()]
-    except (KeyError, AttributeError):
-        raise ValueError(f"unknown library attack {method!r}; expected one of "
-                         f"{', '.join(LIBRARY_METHODS)}") from None
-    return cls(model, eps=eps, psr_db=psr_db, **kwargs)
+    return by_name(LIBRARY_METHODS, method, "library attack")(model, eps=eps, psr_db=psr_db, **kwargs)

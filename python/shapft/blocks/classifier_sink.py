@@ -10,7 +10,7 @@ from ..core import artifacts
 from ..models import precision as model_precision
 from . import params
 from .guard import ErrorLog, QuietBuffers
-from .runtime import ChunkQueue, check_vector_length, load_model
+from .runtime import WorkerBlock, check_vector_length, load_model
 from .tags import window_tags
 from .tally import Tally
 from ..core.recording import to_model_input
@@ -19,7 +19,7 @@ CLASSIFICATION_PORT = pmt.intern("classification")
 CHUNK_BATCHES = 4   # per worker: fewer, larger releases cost this thread less (a batch is quick)
 
 
-class classifier_sink(QuietBuffers, gr.sync_block):
+class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     """Classify vectors of complex64 frames with a gr-shapft TorchScript model.
 
     The vector length is the model's (its metadata says; 128 - m for a SHAP-FT model).
@@ -99,21 +99,6 @@ class classifier_sink(QuietBuffers, gr.sync_block):
         self.tally.frames_dropped += n
         return n
 
-    def _fail(self, where, err):
-        """Report the error; the workers stop and the frames they held are dropped."""
-        self.error_log.record(where, err)
-        self.failed = True
-        try:
-            self._close_chunks()
-        except Exception as close_err:
-            self.error_log.record(where, close_err)
-
-    def _close_chunks(self):
-        """Stop the workers, once."""
-        chunks, self.chunks = self.chunks, None
-        if chunks:
-            chunks.close()
-
     def _work(self, input_items):
         """work() while nothing failed: the number of frames consumed."""
         start = self.nitems_read(0)
@@ -170,17 +155,15 @@ class classifier_sink(QuietBuffers, gr.sync_block):
         try:
             # Messages cost more than a fast model's inference; build none when nobody listens.
             self.publishing = self.publish and pmt.length(self.message_subscribers(CLASSIFICATION_PORT)) > 0
-            self.chunks = ChunkQueue(self.num_threads, self._warm_up, self.batch_size, CHUNK_BATCHES)
         except Exception as err:
             self._fail("start", err)
+            return True
+        self._start_workers(self._warm_up, CHUNK_BATCHES)
         return True
 
     def stop(self):
         """Stop the workers, log the summary and write the results file."""
-        try:
-            self._close_chunks()   # frames still queued were never consumed: not counted
-        except Exception as err:
-            self.error_log.record("stop", err)
+        self._stop_workers()   # frames still queued were never consumed: not counted
         if self.results_path:
             try:
                 params.write_output_file(self.results_path,

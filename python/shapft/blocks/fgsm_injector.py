@@ -10,7 +10,7 @@ from ..models import masked
 from ..models import precision as model_precision
 from . import params
 from .guard import ErrorLog, QuietBuffers
-from .runtime import ChunkQueue, check_vector_length, load_model
+from .runtime import WorkerBlock, check_vector_length, load_model
 from .tags import window_tags
 from ..core.recording import from_model_input, to_model_input
 
@@ -19,7 +19,7 @@ CHUNK_BATCHES = 1        # per worker: a batch takes long enough that releases c
 BUFFER_CHUNKS = 4        # room in the output buffer: chunks queued while one is released
 
 
-class fgsm_injector(QuietBuffers, gr.sync_block):
+class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
     """Perturb each frame against a TorchScript classifier with the library's attacks.
 
     FGSM by default (`method`: fgsm, fgm, bim, pgd); the budget is `eps` (L-infinity per
@@ -109,18 +109,12 @@ class fgsm_injector(QuietBuffers, gr.sync_block):
 
     def start(self):
         """Start the workers (each warms the attack up); an error leaves the block failed."""
-        try:
-            self.chunks = ChunkQueue(self.num_threads, self._warm_up, self.batch_size, CHUNK_BATCHES)
-        except Exception as err:
-            self._fail("start", err)
+        self._start_workers(self._warm_up, CHUNK_BATCHES)
         return True
 
     def stop(self):
         """Stop the workers; frames still queued were never passed on."""
-        try:
-            self._close_chunks()
-        except Exception as err:
-            self.error_log.record("stop", err)
+        self._stop_workers()
         return True
 
     def work(self, input_items, output_items):
@@ -144,21 +138,6 @@ class fgsm_injector(QuietBuffers, gr.sync_block):
         out[:] = 0
         self.dropped += len(out)
         return len(out)
-
-    def _fail(self, where, err):
-        """Report the error; the workers stop and the frames they held are dropped."""
-        self.error_log.record(where, err)
-        self.failed = True
-        try:
-            self._close_chunks()
-        except Exception as close_err:
-            self.error_log.record(where, close_err)
-
-    def _close_chunks(self):
-        """Stop the workers, once."""
-        chunks, self.chunks = self.chunks, None
-        if chunks:
-            chunks.close()
 
     def _perturbation(self, frames, first):
         """A chunk's output frames and the attack on one of its batches (ChunkQueue)."""

@@ -196,3 +196,37 @@ class ChunkQueue:
         """Stop the workers and forget the queued chunks (their frames are never released)."""
         self.workers.close()
         self._chunks.clear()
+
+
+class WorkerBlock:
+    """Mixed into the model-running blocks: their workers (self.chunks, a ChunkQueue)
+    and what start(), work() and stop() share when something fails. An error is
+    recorded in self.error_log (blocks.guard.ErrorLog) and leaves the block failed
+    (self.failed), its workers stopped; nothing is raised into GNU Radio."""
+
+    def _start_workers(self, warm_up, batches_per_chunk):
+        try:
+            self.chunks = ChunkQueue(self.num_threads, warm_up, self.batch_size, batches_per_chunk)
+        except Exception as err:
+            self._fail("start", err)
+
+    def _stop_workers(self):
+        try:
+            self._close_chunks()
+        except Exception as err:
+            self.error_log.record("stop", err)
+
+    def _fail(self, where, err):
+        """Report the error; the workers stop and the frames they held are dropped."""
+        self.error_log.record(where, err)
+        self.failed = True
+        try:
+            self._close_chunks()
+        except Exception as close_err:
+            self.error_log.record(where, close_err)
+
+    def _close_chunks(self):
+        """Stop the workers, once."""
+        chunks, self.chunks = self.chunks, None
+        if chunks:
+            chunks.close()
