@@ -17,7 +17,7 @@ run() {
     local name="$1"; shift
     wanted "$name" || return 0
     echo "== $name: $*"
-    { echo "\$ $*"; echo "# $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"; "$@"; } \
+    { echo "\$ ${*//$ROOT\//}"; echo "# $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"; "$@"; } \
         2>&1 | grep --line-buffered -v 'set_min_output_buffer' | sed -u 's/.*\r//' | tee "$OUT/$name.txt"
 }
 cd "$ROOT"

@@ -40,14 +40,15 @@ def shipped_files(run, seed):
     return pairs
 
 
-def describe(path):
+def describe(path, run):
     if path.suffix == ".json":
         mask = json.loads(path.read_text())
         return (f"mask: m = {mask['m']} of {mask['frame_length']}, {mask['attack']} eps {mask['eps']:g}, "
                 f"from model sha256 {mask['model_sha256'][:12]}")
     meta = model_file.read_metadata(path)
     training = meta.get("training") or {}
-    command = (meta.get("provenance") or {}).get("command", "?")
+    # The run directory is this machine's; RUN stands for it (as in the header).
+    command = (meta.get("provenance") or {}).get("command", "?").replace(str(run.resolve()), "RUN")
     parts = [f"`{meta['arch']}`, {meta['parameters']:,} parameters, frames of {meta['frame_length']}"]
     if meta.get("mask"):
         parts.append(f"carries its mask (m = {meta['mask']['m']})")
@@ -64,7 +65,9 @@ def write_provenance(rows, seed):
         "Every file here was made by `shapft reproduce --preset small --out RUN` (seed 1) and copied by",
         f"`scripts/ship_defaults.py RUN --seed {seed}` (fine-tuning seed {seed} for the SHAP-FT models).",
         "The commands below are read from each model's own metadata (`shapft.json` inside the",
-        "TorchScript archive). The run's report, results, commands (`commands.log`) and figures are",
+        "TorchScript archive; RUN stands for the run directory, DATA for the directory of the",
+        "data the earlier models were trained on). The run's report, results, commands",
+        "(`commands.log`) and figures are",
         "in git history (`git show 7c620c8:examples/reproduce_small/report.md`); `examples/reproduce_small/` now holds a three-seed rerun of the same pipeline.",
         "",
         "`cnn_lstm.pt` and the five distillation models were trained before that run, on the same",
@@ -93,7 +96,7 @@ def main():
     rows = []
     for src, name in pairs:
         shutil.copyfile(src, MODELS / name)
-        rows.append(f"| `{name}` | `{artifacts.sha256_file(MODELS / name)[:16]}` | {describe(MODELS / name)} |")
+        rows.append(f"| `{name}` | `{artifacts.sha256_file(MODELS / name)[:16]}` | {describe(MODELS / name, args.run)} |")
     write_provenance(rows, args.seed)
     if args.models_only:
         print(f"shipped {len(pairs)} files into {MODELS}")
