@@ -38,11 +38,7 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, metavar="OUTDIR", help="output directory")
     parser.add_argument("--batch-size", type=int, default=256, help="frames per batch (default 256)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output recording")
-    common.add_invalid_frames(parser)
-    common.add_seed(parser)
-    common.add_threads(parser)
-    common.add_precision(parser)
-    common.add_quiet(parser)
+    common.add_model_run_options(parser)
 
 
 def run(args):

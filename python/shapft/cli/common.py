@@ -24,6 +24,15 @@ def add_precision(parser, default="fp32"):
                              f"hardware computes it natively, else fp32 (default {default}; docs/precision.md)")
 
 
+def add_model_run_options(parser):
+    """The options of every command that runs a model on recorded frames, in --help order."""
+    add_invalid_frames(parser)
+    add_seed(parser)
+    add_threads(parser)
+    add_precision(parser)
+    add_quiet(parser)
+
+
 def add_invalid_frames(parser):
     parser.add_argument("--invalid-frames", choices=["skip", "error"], default="skip",
                         help="frames with a NaN or infinite sample, or all samples zero: skip leaves "

@@ -37,11 +37,7 @@ def add_arguments(parser):
     parser.add_argument("--json", metavar="OUT.json", help="write the results as JSON")
     parser.add_argument("--figure", metavar="OUT.png", help="plot accuracy vs SNR")
     parser.add_argument("--batch-size", type=int, default=256, help="frames per attack batch (default 256)")
-    common.add_invalid_frames(parser)
-    common.add_seed(parser)
-    common.add_threads(parser)
-    common.add_precision(parser)
-    common.add_quiet(parser)
+    common.add_model_run_options(parser)
 
 
 def run(args):

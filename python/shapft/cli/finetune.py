@@ -30,11 +30,7 @@ def add_arguments(parser):
                         "after deleting the same positions")
     parser.add_argument("--force", action="store_true",
                         help="accept a mask derived from another model (warns), overwrite --out")
-    common.add_invalid_frames(parser)
-    common.add_seed(parser)
-    common.add_threads(parser)
-    common.add_precision(parser)
-    common.add_quiet(parser)
+    common.add_model_run_options(parser)
 
 
 def run(args):

@@ -40,11 +40,7 @@ def add_arguments(parser):
                         help="continue from the checkpoint of an interrupted run (starts afresh "
                              "if there is none yet)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing model file")
-    common.add_invalid_frames(parser)
-    common.add_seed(parser)
-    common.add_threads(parser)
-    common.add_precision(parser)
-    common.add_quiet(parser)
+    common.add_model_run_options(parser)
 
 
 def run(args):
