@@ -1,10 +1,13 @@
-"""Atomic writes: outputs appear whole or not at all, with a normal file's permissions."""
+"""Atomic writes: outputs (a recording's pair of files together) appear whole or not at
+all, also on Ctrl-C, with a normal file's permissions."""
 import os
+import signal
 import stat
 
+import numpy as np
 import pytest
 
-from gnuradio.shapft.core import artifacts
+from gnuradio.shapft.core import artifacts, recording
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -59,3 +62,31 @@ def test_write_errors_name_the_file_not_the_temporary(tmp_path):
             raise OSError(28, "No space left on device", str(tmp))
     assert "out.bin" in str(caught.value) and ".tmp" not in str(caught.value)
     assert list(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.parametrize("overwriting", [False, True])
+def test_ctrl_c_between_the_renames_of_a_recording_leaves_a_whole_pair(tmp_path, monkeypatch, overwriting):
+    # SIGINT arrives right after the data file is renamed into place: the meta file
+    # must follow it (the interrupt raised after), or a lone or mismatched data file stays.
+    base = tmp_path / "rec"
+    if overwriting:
+        recording.write(base, recording.Recording(np.ones((3, 8), np.complex64), np.zeros(3, int), np.zeros(3)),
+                        "the pair written before")
+    new = recording.Recording(np.full((2, 8), 2, np.complex64), np.array([0, 1]), np.zeros(2))
+    replace = os.replace
+
+    def replace_then_interrupt(src, dst):
+        replace(src, dst)
+        if str(dst).endswith(recording.DATA_SUFFIX):
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            recording.write(base, new, "the new pair", overwrite=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.sigmf-data", "rec.sigmf-meta"]
+    np.testing.assert_array_equal(recording.read(base).frames, new.frames)

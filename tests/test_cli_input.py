@@ -439,6 +439,24 @@ def test_threads_0_is_torchs_default_and_negative_is_refused(shapft, files):
         one_line_error(err, "evaluate")
 
 
+
+@pytest.mark.parametrize("during", ["import", "parse"])
+def test_ctrl_c_while_the_command_loads_is_an_interrupt_not_a_traceback(shapft, monkeypatch, during):
+    import argparse
+    import importlib
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    if during == "import":
+        monkeypatch.setattr(importlib, "import_module", interrupted)
+    else:
+        monkeypatch.setattr(argparse.ArgumentParser, "parse_args", interrupted)
+    try:
+        code, out, err = shapft("train", "--help")
+    except KeyboardInterrupt:   # left to Python: a traceback
+        pytest.fail(f"Ctrl-C during the command's {during} escapes main()")
+    assert (code, out, err) == (130, "", "shapft train: interrupted\n")
+
 # --- the reproduce report on a model at chance level ------------------------------------------
 
 def fake_run(tmp_path, clean):
@@ -474,3 +492,22 @@ def test_report_gives_no_verdicts_for_a_model_near_chance(tmp_path, clean, meani
         assert verdicts == [] and bars["recovers_half_at_every_eps"] is None
         assert "too weak for the bars to mean anything" in text and "12.0%" in text
         assert "320%" not in text
+
+
+# --- the precision of reproduce's distill stage ------------------------------------------------
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_reproduce_runs_the_distill_stage_in_its_precision(tmp_path, precision):
+    from gnuradio.shapft.core import artifacts
+    from gnuradio.shapft.studies import reproduce
+
+    class Noted(reproduce.Pipeline):
+        """The stage's call as Pipeline.call notes it in commands.log, without the hours it runs."""
+        def call(self, command, function, *options, threads=None, **kwargs):
+            self.called = artifacts.command_line(command, *options), kwargs
+
+    pipeline = Noted(tmp_path, reproduce.PRESETS["micro"], precision=precision)
+    pipeline.stage_distill()
+    command, kwargs = pipeline.called
+    assert kwargs["settings"].precision == precision
+    assert ("--precision bf16" in command) == (precision == "bf16") and "--precision fp32" not in command

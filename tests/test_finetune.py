@@ -6,6 +6,7 @@ The fine-tuned models are checked against the library's fine-tuning on hand-dele
 frames.
 """
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -78,9 +79,20 @@ def test_finetune_refuses_incomplete_requests():
     for method in ("shapft", "random"):
         with pytest.raises(ValueError, match=f"{method} fine-tuning needs the kept positions"):
             finetune.finetune(original, x, y, snr, method)
+        with pytest.raises(ValueError, match="keep: leaves frames of 7 samples, but the cnn_lstm needs at least 8"):
+            finetune.finetune(original, x, y, snr, method, keep=np.arange(7))
     with pytest.raises(ValueError, match="at_fgsm fine-tuning needs eps"):
         finetune.finetune(original, x, y, snr, "at_fgsm")
 
+
+@pytest.mark.parametrize("method", ["direct", "at_fgsm"])
+def test_finetune_stops_at_a_batch_once_asked(method):
+    # how `shapft reproduce` stops its fine-tuning workers on Ctrl-C (studies.jobs)
+    stop = threading.Event()
+    stop.set()
+    x, y, snr = np.zeros((40, 2, 128), np.float32), np.repeat(np.arange(4), 10), np.zeros(40)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.finetune(shapft_testing.small_cnn_lstm(), x, y, snr, method, eps=0.1, stop=stop)
 
 def test_at_fgsm_loss_is_half_clean_half_fgsm_against_the_model_in_training():
     model = shapft_testing.small_cnn_lstm(seed=2)
@@ -237,6 +249,28 @@ def test_cli_finetune_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     assert code == 0, err
     assert model_file.load(out).frame_length == 128
 
+
+
+@pytest.mark.parametrize("method", ["shapft", "random"])
+def test_cli_finetune_refuses_a_mask_leaving_frames_shorter_than_the_convolution(shapft, files, tmp_path, method):
+    # The CNN-LSTM's first layer is a convolution with kernels of 8 samples: a mask that
+    # keeps 7 is refused before training (unchecked, torch fails inside conv1d); 8 trains.
+    sha = model_file.load(files / "original.pt").sha256
+    for kept in (7, 8):
+        masks.save(tmp_path / f"keep{kept}.json", masks.make_mask(range(128 - kept), 128, "fgsm", 0.1, sha))
+    out = tmp_path / "ft.pt"
+    try:
+        code, _, err = shapft(*finetune_args(files, out, method, "--mask", tmp_path / "keep7.json"))
+    except RuntimeError as crash:
+        pytest.fail(f"a mask keeping 7 samples crashes `shapft finetune` ({crash})")
+    assert code == 2, err
+    assert one_line_error(err, "finetune") == (
+        f"shapft finetune: error: --mask {tmp_path / 'keep7.json'}: leaves frames of 7 samples, but the "
+        "cnn_lstm needs at least 8 (its convolution's kernel length)")
+    assert not out.exists()
+    code, stdout, err = shapft(*finetune_args(files, out, method, "--mask", tmp_path / "keep8.json"))
+    assert code == 0, err
+    assert model_file.load(out).frame_length == 8 and "frames of 8 samples" in stdout
 
 @pytest.mark.parametrize("method", ["shapft", "direct"])
 def test_cli_finetune_refuses_an_evaluate_recording_of_another_frame_length(shapft, files, tmp_path, method):

@@ -30,6 +30,7 @@ def test_tiny_preset_splits(tiny, split, total, per_class):
     assert all(a["core:sample_count"] == 128 for a in annotations)
     assert {"name": "shapft", "version": "1.0.0", "optional": True} in handle.get_global_field("core:extensions")
     data = recording.read(meta)
+    assert data.info["generator"]["snr_convention"] == "physical"
     assert np.bincount(data.labels, minlength=len(CLASSES)).tolist() == [per_class] * len(CLASSES)
     assert sorted(set(data.snr_db.tolist())) == [float(s) for s in SNRS_DB]
     power = np.mean(np.abs(data.frames) ** 2, axis=1)
@@ -124,11 +125,52 @@ def test_setting_seeds_do_not_depend_on_order():
     (["--preset", "custom", "--frames", "2", "--modulations", "QAM256"], "unknown modulation 'QAM256'"),
     (["--preset", "custom", "--frames", "2", "--snrs", ","], "snrs_db: the list is empty"),
     (["--preset", "custom", "--frames", "0"], "--frames must be >= 1"),
+    (["--preset", "custom", "--frames", "2", "--snrs", "0,inf"], "snrs_db: a dataset needs finite SNRs"),
 ])
 def test_bad_input_refused(tmp_path, shapft, args, message):
     code, _, err = shapft("generate", "--out", tmp_path, *args)
     assert code != 0
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_snr_convention_recorded_and_deterministic(tmp_path, shapft):
+    # No option and --snr-convention physical give the same bytes; radioml gives other
+    # frames, the same for the same seed, labelled with the same nominal SNRs.
+    args = ["generate", "--preset", "custom", "--frames", "4", "--modulations", "QPSK,AM-SSB",
+            "--snrs=-4,10", "--seed", 3, "--quiet"]
+    runs = {"default": [], "physical": ["--snr-convention", "physical"],
+            "radioml": ["--snr-convention", "radioml"], "radioml-again": ["--snr-convention", "radioml"]}
+    for name, option in runs.items():
+        assert shapft(*args, *option, "--out", tmp_path / name)[0] == 0
+    read = lambda d, ext: (tmp_path / d / f"custom.sigmf-{ext}").read_bytes()
+    for ext in ("data", "meta"):
+        assert read("default", ext) == read("physical", ext) and read("radioml", ext) == read("radioml-again", ext)
+    assert read("physical", "data") != read("radioml", "data")
+    for name, convention in (("physical", "physical"), ("radioml", "radioml")):
+        data = recording.read(tmp_path / name / "custom.sigmf-meta")
+        assert data.info["generator"]["snr_convention"] == convention
+        assert sorted(set(data.snr_db.tolist())) == [-4.0, 10.0]
+
+
+def test_radioml_convention_is_physical_at_twice_the_db():
+    # RadioML 2016.10a's noise amplitude 10^(-S/10) is the physical one of 2S dB,
+    # 10^(-2S/20): with the same seed, label S under radioml gives 2S dB's frames.
+    for label in (-4.0, 9.0):
+        radioml = generate.run_setting("QPSK", label, 8, 31, snr_convention="radioml")
+        np.testing.assert_array_equal(radioml, generate.run_setting("QPSK", 2 * label, 8, 31))
+    assert not np.array_equal(radioml, generate.run_setting("QPSK", 9.0, 8, 31))
+
+
+def test_bad_snr_convention_refused(tmp_path, shapft, capsys):
+    with pytest.raises(SystemExit) as refused:     # argparse: a choice outside physical, radioml
+        shapft("generate", "--preset", "tiny", "--out", tmp_path, "--snr-convention", "RadioML")
+    assert refused.value.code == 2
+    assert "argument --snr-convention: invalid choice: 'RadioML'" in capsys.readouterr().err.splitlines()[-1]
+    for call in (lambda: generate.generate_custom(tmp_path, "c", 1, ["BPSK"], [0.0], 1, snr_convention="RadioML"),
+                 lambda: generate.generate_preset("tiny", tmp_path, 1, snr_convention="RadioML")):
+        with pytest.raises(ValueError, match="^snr_convention: must be one of physical, radioml, got 'RadioML'$"):
+            call()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_output_needs_force(tmp_path, shapft):

@@ -14,6 +14,7 @@ from gnuradio import blocks, gr, gr_unittest
 
 from gnuradio.shapft import channel_model_source
 from gnuradio.shapft.core.radioml import CLASSES
+import shapft_testing
 
 DIGITAL = ["BPSK", "QPSK", "8PSK", "QAM16", "QAM64", "PAM4", "GFSK", "CPFSK", "WBFM"]
 # Line of sight only: the received power equals the transmitted power in every frame,
@@ -95,13 +96,18 @@ class qa_channel_model_source(gr_unittest.TestCase):
             self.assertEqual([(t.offset, pmt.write_string(t.value)) for t in tags],
                              [(t.offset, pmt.write_string(t.value)) for t in reference_tags])
 
-    def test_004_measured_snr_matches_request(self):
+    def test_004_measured_snr_follows_the_convention(self):
+        # Physical: noise amplitude 10^(-SNR/20), the SNR as labelled. RadioML 2016.10a's
+        # 10^(-SNR/10): twice the label in dB. The tags keep the label in both.
         kwargs = dict(modulations=DIGITAL, num_frames=360, seed=5, chains_per_setting=4,
                       channel=LINE_OF_SIGHT)
         clean, _ = run_source(snrs_db=[math.inf], **kwargs)
-        for snr in (10.0, 18.0):
-            noisy, _ = run_source(snrs_db=[snr], **kwargs)
-            self.assertAlmostEqual(measured_snr_db(noisy, clean), snr, delta=0.5)
+        for convention, label, expected in (("physical", 10.0, 10.0), ("physical", 18.0, 18.0),
+                                            ("radioml", 5.0, 10.0), ("radioml", 9.0, 18.0)):
+            noisy, tags = run_source(snrs_db=[label], snr_convention=convention, **kwargs)
+            self.assertAlmostEqual(measured_snr_db(noisy, clean), expected, delta=0.5,
+                                   msg=f"{convention} {label} dB")
+            self.assertEqual({pmt.to_double(v) for v in tags_by_frame(tags, "snr_db").values()}, {label})
 
     def test_005_fading_channel_changes_frames(self):
         # The default channel (Rician fading, frequency and rate offsets) must do
@@ -114,13 +120,11 @@ class qa_channel_model_source(gr_unittest.TestCase):
     def test_006_bad_input_refused(self):
         bad = [dict(modulations=["QAM256"]), dict(modulations=[]), dict(snrs_db=[]),
                dict(snrs_db=[float("nan")]), dict(num_frames=-1), dict(window=64),
-               dict(chains_per_setting=0)]
+               dict(chains_per_setting=0), dict(snr_convention="RadioML"), dict(snr_convention=None)]
         for kwargs in bad:
             with self.assertRaises(ValueError) as ctx:
                 channel_model_source(**kwargs)
-            self.assertTrue(str(ctx.exception).split(":")[0] in
-                            ("modulations", "snrs_db", "num_frames", "window", "chains_per_setting"),
-                            str(ctx.exception))
+            self.assertEqual(str(ctx.exception).split(":")[0], next(iter(kwargs)), str(ctx.exception))
 
     def test_007_endless_stream_with_head(self):
         tb = gr.top_block()
@@ -130,6 +134,17 @@ class qa_channel_model_source(gr_unittest.TestCase):
         tb.connect(tb.source, tb.head, tb.sink)
         tb.run()
         self.assertEqual(len(tb.sink.data()), 50 * 128)
+
+    def test_008_output_buffer_sized_without_an_info_line(self):
+        # GNU Radio's set_min_output_buffer(size) logs an info line on every call, so
+        # every flowgraph with an Output Buffer (GRC's default 2048) printed one.
+        with shapft_testing.captured_output() as output:
+            frames, _ = run_source(modulations=["BPSK"], snrs_db=[6.0], num_frames=4, seed=1,
+                                   output_buffer=2048)
+        self.assertNotIn("set_min_output_buffer", output[0])
+        self.assertEqual(len(frames), 4)
+        source = channel_model_source(modulations=["BPSK"], snrs_db=[6.0], num_frames=4, output_buffer=2048)
+        self.assertEqual(source.picker.min_output_buffer(0), 2048)
 
 
 if __name__ == '__main__':

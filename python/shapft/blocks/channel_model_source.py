@@ -21,16 +21,38 @@ DEFAULT_CHANNEL = dict(sro_std_hz=0.01, sro_max_hz=50.0, cfo_std_hz=0.01, cfo_ma
                        delays=(0.0, 0.9, 1.7), mags=(1.0, 0.8, 0.3), fading_taps=8)
 
 
-def noise_amplitude(snr_db):
-    """AWGN amplitude (std of the complex noise) for a unit-power signal; 0 for SNR +inf."""
-    return 0.0 if math.isinf(snr_db) and snr_db > 0 else 10.0 ** (-snr_db / 20.0)
+# How a nominal SNR sets the AWGN. "physical": the frames have the SNR they are tagged
+# with. "radioml": the noise RadioML 2016.10a's generator added for the same label, so
+# that frames match the published datasets (whose true SNR is twice the label in dB).
+SNR_CONVENTIONS = ("physical", "radioml")
 
 
-def make_channel(snr_db, seed, channel=None):
+def check_snr_convention(snr_convention):
+    """The convention, if it is one of SNR_CONVENTIONS; else ValueError naming the parameter."""
+    if not isinstance(snr_convention, str) or snr_convention not in SNR_CONVENTIONS:
+        raise ValueError(f"snr_convention: must be one of {', '.join(SNR_CONVENTIONS)}, got {snr_convention!r}")
+    return snr_convention
+
+
+def noise_amplitude(snr_db, snr_convention="physical"):
+    """AWGN amplitude (std of the complex noise) for a unit-power signal; 0 for SNR +inf.
+
+    "physical": 10^(-SNR/20), noise power 10^(-SNR/10), so the SNR is the nominal one.
+    "radioml": 10^(-SNR/10), as RadioML 2016.10a's generator set it; the noise power is
+    10^(-SNR/5), a true SNR of twice the nominal one in dB.
+    """
+    check_snr_convention(snr_convention)
+    if math.isinf(snr_db) and snr_db > 0:
+        return 0.0
+    return 10.0 ** (-snr_db / (20.0 if snr_convention == "physical" else 10.0))
+
+
+def make_channel(snr_db, seed, channel=None, snr_convention="physical"):
     """gr-channels' dynamic channel model for one transmitter at a given SNR.
 
     The delay profile's magnitudes are scaled to unit total power, so the fading keeps
-    the average signal power at 1 and the AWGN amplitude alone sets the SNR.
+    the average signal power at 1 and the AWGN amplitude alone sets the SNR
+    (noise_amplitude, under `snr_convention`).
     """
     c = dict(DEFAULT_CHANNEL, **(channel or {}))
     mags = np.asarray(c["mags"], dtype=float)
@@ -38,10 +60,12 @@ def make_channel(snr_db, seed, channel=None):
     return channels.dynamic_channel_model(
         SAMPLE_RATE_HZ, c["sro_std_hz"], c["sro_max_hz"], c["cfo_std_hz"], c["cfo_max_hz"],
         int(c["fading_sinusoids"]), c["doppler_hz"], True, c["rician_k"], list(c["delays"]),
-        mags, int(c["fading_taps"]), noise_amplitude(snr_db), float(seed))
+        mags, int(c["fading_taps"]), noise_amplitude(snr_db, snr_convention), float(seed))
 
 
-def validate_settings(modulations, snrs_db, num_frames, frame_length, window, chains_per_setting):
+def validate_settings(modulations, snrs_db, num_frames, frame_length, window, chains_per_setting,
+                      snr_convention="physical"):
+    check_snr_convention(snr_convention)
     modulations = list(modulations)
     snrs_db = [float(s) for s in snrs_db]
     if not modulations:
@@ -141,14 +165,16 @@ class channel_model_source(gr.hier_block2):
     normalises it to unit average power and tags it. Output: vectors of
     `frame_length` complex64 samples; stops after `num_frames` (0 = endless).
     `output_buffer` (frames, 0 = GNU Radio's default) sizes the output buffer: a large
-    one lets a downstream classifier work on large batches.
+    one lets a downstream classifier work on large batches. `snr_convention`
+    ("physical" or "radioml", see noise_amplitude) sets how each SNR sets the noise;
+    the `snr_db` tags carry the nominal SNR either way.
     """
 
     def __init__(self, modulations=CLASSES, snrs_db=SNRS_DB, num_frames=0, seed=0,
                  frame_length=FRAME_LENGTH, window=2 * FRAME_LENGTH, transient=4096,
-                 chains_per_setting=1, channel=None, output_buffer=0):
+                 chains_per_setting=1, channel=None, output_buffer=0, snr_convention="physical"):
         modulations, snrs_db = validate_settings(modulations, snrs_db, num_frames, frame_length,
-                                                 window, chains_per_setting)
+                                                 window, chains_per_setting, snr_convention)
         gr.hier_block2.__init__(self, "shapft_channel_model_source", gr.io_signature(0, 0, 0),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex * frame_length))
         seeds = np.random.SeedSequence(seed).generate_state(
@@ -160,11 +186,12 @@ class channel_model_source(gr.hier_block2):
         for i, (name, snr) in enumerate(settings):
             # Seeds must stay below 2**31 for GNU Radio's int seeds.
             self.transmitters.append(transmitters.make_transmitter(name, int(seeds[2 * i] >> 1), max_samples))
-            self.channels.append(make_channel(snr, int(seeds[2 * i + 1] >> 1), channel))
+            self.channels.append(make_channel(snr, int(seeds[2 * i + 1] >> 1), channel, snr_convention))
         self.picker = frame_picker(settings, num_frames, frame_length, window, transient, seed)
         if output_buffer:
             # Room for large batches downstream (a classifier infers faster on many frames).
-            self.picker.set_min_output_buffer(int(output_buffer))
+            # The per-port form: GNU Radio's all-ports form logs an info line on every call.
+            self.picker.set_min_output_buffer(0, int(output_buffer))
         for i, (tx, ch) in enumerate(zip(self.transmitters, self.channels)):
             self.connect(tx, ch, (self.picker, i))
         self.connect(self.picker, self)

@@ -18,6 +18,8 @@ COMMANDS = {
     "train": ("train", "train a classifier and export it as TorchScript"),
     "attack": ("attack", "attack a recording (FGSM, FGM, BIM, PGD) against a model"),
     "evaluate": ("evaluate", "accuracy overall and per SNR, clean and under attacks"),
+    "uap": ("uap", "a universal adversarial perturbation: one perturbation for every frame"),
+    "robustness": ("robustness", "the robustness leaderboard: models against the standard attack ensemble"),
     "explain": ("explain", "SHAP values (expected gradients) of frames"),
     "mask": ("mask", "negative points from SHAP values: the deletion mask"),
     "finetune": ("finetune", "SHAP-FT: fine-tune on frames with the mask's positions deleted"),
@@ -56,12 +58,12 @@ def main(argv=None):
         _parser().parse_args(argv)  # prints help or the "invalid choice" error
         return 2
     name = argv[0]
-    module = importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
-    parser = argparse.ArgumentParser(prog=f"shapft {name}", description=module.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
-    try:
+    try:   # Ctrl-C while the module imports (torch: seconds) or the arguments parse too
+        module = importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
+        parser = argparse.ArgumentParser(prog=f"shapft {name}", description=module.__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(parser)
+        args = parser.parse_args(argv[1:])
         with _one_line_warnings(name):
             result = module.run(args)
     except KeyboardInterrupt:

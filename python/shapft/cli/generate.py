@@ -9,6 +9,12 @@ Presets (frames per class and SNR, 11 classes x 20 SNRs from -20 to 18 dB):
   custom    one recording OUT/<--name> with --frames per setting of --modulations
             and --snrs (e.g. --snrs=-10,0,10 or --snrs=0:18:6)
 
+--snr-convention sets how each SNR sets the noise: physical (default), noise
+amplitude 10^(-SNR/20), so frames have the SNR they are labelled with; radioml,
+10^(-SNR/10) as RadioML 2016.10a's generator set it, for frames comparable with
+published results on that dataset (their true SNR is twice the label in dB). The
+labels keep the nominal SNR; the convention is recorded in shapft:generator.
+
 Each split is OUT/<split>.sigmf-meta + OUT/<split>.sigmf-data. The same seed gives
 the same bytes.
 """
@@ -29,6 +35,9 @@ def add_arguments(parser):
     parser.add_argument("--snrs", default="-20:18:2",
                         help="custom: SNRs in dB, a list a,b,c or a range start:stop:step (default -20:18:2)")
     parser.add_argument("--name", default="custom", help="custom: recording base name (default custom)")
+    parser.add_argument("--snr-convention", choices=["physical", "radioml"], default="physical",
+                        help="noise amplitude 10^(-SNR/20) (physical, default) or 10^(-SNR/10) "
+                             "as RadioML 2016.10a's generator (radioml); see above")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     common.add_seed(parser, default=1)
     parser.add_argument("--force", action="store_true", help="overwrite existing recordings")
@@ -61,12 +70,13 @@ def run(args):
         modulations = [m.strip() for m in args.modulations.split(",") if m.strip()]
         written = generate.generate_custom(out, args.name, args.frames, modulations, parse_snrs(args.snrs),
                                            args.seed, force=args.force, workers=args.workers,
-                                           progress=not args.quiet)
+                                           progress=not args.quiet, snr_convention=args.snr_convention)
     else:
         written = generate.generate_preset(args.preset, out, args.seed, force=args.force,
-                                           workers=args.workers, progress=not args.quiet)
+                                           workers=args.workers, progress=not args.quiet,
+                                           snr_convention=args.snr_convention)
     elapsed = time.perf_counter() - start
-    print(f"preset {args.preset}, seed {args.seed}: {elapsed:.1f} s")
+    print(f"preset {args.preset}, seed {args.seed}, SNR convention {args.snr_convention}: {elapsed:.1f} s")
     for split, recording in written.items():
         power = np.mean(np.abs(recording.frames) ** 2, axis=1)
         counts = np.bincount(recording.labels, minlength=len(CLASSES))

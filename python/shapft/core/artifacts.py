@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shlex
+import signal
 import tempfile
 import threading
 from pathlib import Path
@@ -14,25 +15,66 @@ def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` only on success,
     so a crash never leaves a half-written artifact. An OSError names `path`, never
     the temporary file."""
-    path = Path(path)
+    with atomic_paths(path) as (tmp,):
+        yield tmp
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths):
+    """atomic_path for files published together (a SigMF pair): yield a temporary path
+    beside each; on success rename them onto `paths`, in order, with Ctrl-C held back
+    until the last rename, so an interrupt leaves all of them or none."""
+    paths = [Path(path) for path in paths]
+    tmps = []
+    try:
+        for path in paths:
+            tmps.append(_temporary_beside(path))
+        yield tuple(tmps)
+        mode = 0o666 & ~_umask()   # mkstemp makes the file private (0600); give it what a plain open() would
+        for tmp in tmps:
+            os.chmod(tmp, mode)
+        with sigint_deferred():
+            for tmp, path in zip(tmps, paths):
+                os.replace(tmp, path)
+    except OSError as err:
+        named = {str(tmp): path for tmp, path in zip(tmps, paths)}.get(str(err.filename))
+        if named is not None:
+            raise type(err)(err.errno, f"cannot write {named}: {err.strerror}") from None
+        raise
+    finally:
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _temporary_beside(path):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
     os.close(fd)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Hold Ctrl-C back while the block runs: a SIGINT sets the yielded Event, and the
+    handler it would have run (Python's raises KeyboardInterrupt) runs once the block
+    ends. Signal handlers are the main thread's: elsewhere, or where SIGINT is ignored,
+    the block runs as it is (and the Event stays clear)."""
+    arrived = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield arrived
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: arrived.set())
     try:
-        yield Path(tmp)
-        # mkstemp makes the file private (0600); give it what a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except OSError as err:
-        if err.filename in (tmp, str(tmp)):
-            raise type(err)(err.errno, f"cannot write {path}: {err.strerror}") from None
-        raise
+        yield arrived
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        signal.signal(signal.SIGINT, previous)
+        if arrived.is_set():
+            previous(signal.SIGINT, None)
 
 
 def _umask():

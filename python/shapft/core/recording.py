@@ -208,9 +208,10 @@ def exists(base):
 def write(base, recording, description, overwrite=False):
     """Write `recording` as a SigMF pair at `base`, validated by the sigmf library.
 
-    The data file is renamed into place before the meta file, so a meta file on
-    disk always describes a complete data file. The output is byte-for-byte
-    reproducible: no timestamps are recorded.
+    Both files are written beside their places first, then renamed into place
+    together (data, then meta; Ctrl-C waits for both), so an interrupt leaves the
+    new pair or the old one, never a mixed pair or a lone data file. The output is
+    byte-for-byte reproducible: no timestamps are recorded.
     """
     meta_path, data_path = paths(base)
     if not overwrite and (meta_path.exists() or data_path.exists()):
@@ -237,14 +238,13 @@ def write(base, recording, description, overwrite=False):
     ]
     metadata = {"global": global_info, "captures": [{sk.SAMPLE_START_KEY: 0}],
                 "annotations": annotations}
-    with artifacts.atomic_path(data_path) as tmp_data:
+    with artifacts.atomic_paths(data_path, meta_path) as (tmp_data, tmp_meta):
         recording.frames.astype("<c8").tofile(tmp_data)
         handle = sigmf.SigMFFile(metadata=metadata, data_file=tmp_data)  # fills core:sha512
         handle.validate()
         ordered = handle.ordered_metadata()
         ordered["global"].pop(sk.DATASET_KEY, None)  # names the temporary file; the pair needs none
-        meta_text = json.dumps(ordered, indent=2) + "\n"
-    artifacts.write_bytes(meta_path, meta_text.encode())
+        tmp_meta.write_text(json.dumps(ordered, indent=2) + "\n")
     return meta_path
 
 

@@ -43,6 +43,14 @@ def cnn_lstm_from(loaded):
     return model
 
 
+def check_kept(original, kept, source):
+    """Refuse deletions that leave frames of `kept` samples, too short for `original` (a
+    CnnLstm): its convolution needs at least a kernel's length. The error names `source`."""
+    if kept < original.kernel_size:
+        raise ValueError(f"{source}: leaves frames of {kept} samples, but the cnn_lstm needs at least "
+                         f"{original.kernel_size} (its convolution's kernel length)")
+
+
 def split_train_val(labels, snr_db, seed, val_fraction=VAL_FRACTION):
     """Indices of the fine-tuning recipe's stratified (class, SNR) train/val split."""
     val, train = splits.stratified_split(labels, snr_db, (val_fraction, 1 - val_fraction),
@@ -51,17 +59,19 @@ def split_train_val(labels, snr_db, seed, val_fraction=VAL_FRACTION):
 
 
 def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs=50, patience=5,
-             checkpoint_path=None, progress=True, precision="fp32"):
+             checkpoint_path=None, progress=True, precision="fp32", stop=None):
     """Fine-tune a copy of `original` (a CnnLstm) by `method` on frames x [N, 2, 128].
 
-    keep: positions kept (shapft and random); eps: the AT-FGSM budget. Returns the
-    fine-tuned network (dense 128) and its training result.
+    keep: positions kept (shapft and random); eps: the AT-FGSM budget; stop: an Event
+    (threading or multiprocessing) whose setting ends training with KeyboardInterrupt
+    at the next batch. Returns the fine-tuned network (dense 128) and its training result.
     """
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
     if method in ("shapft", "random"):
         if keep is None:
             raise ValueError(f"{method} fine-tuning needs the kept positions")
+        check_kept(original, len(keep), "keep")
         x = x[:, :, keep]
     if method == "at_fgsm" and eps is None:
         raise ValueError("at_fgsm fine-tuning needs eps")
@@ -71,11 +81,21 @@ def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs
                          "and SNR (need at least 3 frames per class and SNR)")
     torch.manual_seed(seed)   # the new dense head's initialisation
     model = original.with_dense_units(FINETUNE_DENSE_UNITS)
+    loss_fn = FGSMATLoss(eps) if method == "at_fgsm" else training.cross_entropy_loss
     result = training.fit(model, (x[train], y[train]), (x[val], y[val]),
                           finetune_config(seed, epochs, patience),
-                          loss_fn=FGSMATLoss(eps) if method == "at_fgsm" else None,
+                          loss_fn=loss_fn if stop is None else _stopping(loss_fn, stop),
                           checkpoint_path=checkpoint_path, progress=progress, precision=precision)
     return model.eval(), result
+
+
+def _stopping(loss_fn, stop):
+    """loss_fn, raising KeyboardInterrupt instead once `stop` is set: the only per-batch hook."""
+    def loss(model, x, y):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        return loss_fn(model, x, y)
+    return loss
 
 
 def export(model, path, frame_length, mask, provenance, result, method):

@@ -1,25 +1,21 @@
-"""Dataset generation: `channel_model_source` run in one short flowgraph per
-(modulation, SNR) setting, collected into SigMF recordings.
+"""Dataset generation: `channel_model_source` run in short flowgraphs of at most
+CHAINS_PER_FLOWGRAPH chains per (modulation, SNR) setting, collected into SigMF recordings.
 
 Seeds derive from (seed, split, class, SNR), so every setting's frames are the same
 whatever order or process computes them, and the same seed gives the same bytes.
 """
-import concurrent.futures
-import contextlib
 import math
-import multiprocessing
 import os
-import signal
 import threading
 
 import numpy as np
 import pmt
 from gnuradio import blocks, gr
-from tqdm import tqdm
 
 from ..core import recording as rec
 from ..blocks.channel_model_source import DEFAULT_CHANNEL, channel_model_source, validate_settings
 from ..core.radioml import CLASSES, FRAME_LENGTH, LABEL_TAG_KEY, SNRS_DB
+from .jobs import run as run_in_workers
 
 # Frames drawn from one transmitter+channel chain before a new, independent chain is
 # used. The channel's fading (1 Hz Doppler) is nearly static over a chain's few
@@ -113,11 +109,13 @@ def _run(tb, stop=None, poll_seconds=0.05):
     waiter.join()
 
 
-def run_setting(name, snr_db, n_frames, seed, frames_per_chain=FRAMES_PER_CHAIN, channel=None, stop=None):
+def run_setting(name, snr_db, n_frames, seed, frames_per_chain=FRAMES_PER_CHAIN, channel=None,
+                snr_convention="physical", stop=None):
     """Frames (complex64 [n, 128]) of one setting from short flowgraphs of at most
     CHAINS_PER_FLOWGRAPH chains each (the first seeded with `seed`, the others with
     seeds derived from it); the tags are checked against the setting, so a frame can
-    never carry the wrong label. `stop`: as for collect()."""
+    never carry the wrong label. `snr_convention`: as for channel_model_source.
+    `stop`: as for collect()."""
     if n_frames < 1:
         raise ValueError(f"n_frames: must be >= 1, got {n_frames}")
     per_flowgraph = CHAINS_PER_FLOWGRAPH * frames_per_chain
@@ -127,7 +125,8 @@ def run_setting(name, snr_db, n_frames, seed, frames_per_chain=FRAMES_PER_CHAIN,
         part_seed = seed if part == 0 else int(np.random.SeedSequence([seed, part]).generate_state(1)[0] >> 1)
         frames, labels = collect(channel_model_source([name], [snr_db], num_frames=n, seed=part_seed,
                                                       chains_per_setting=max(1, math.ceil(n / frames_per_chain)),
-                                                      transient=1024, channel=channel),
+                                                      transient=1024, channel=channel,
+                                                      snr_convention=snr_convention),
                                  stop=stop)
         if len(frames) != n or labels != [name] * n:
             raise RuntimeError(f"{name} at {snr_db} dB: expected {n} frames tagged {name}, "
@@ -136,93 +135,20 @@ def run_setting(name, snr_db, n_frames, seed, frames_per_chain=FRAMES_PER_CHAIN,
     return np.concatenate(parts)
 
 
-# In a worker process: the parent's request to stop (a multiprocessing Event).
-_worker_stop = None
-
-
-def _start_worker(stop):
-    """Initialise a worker process: Ctrl-C is the parent's to handle (a terminal sends
-    SIGINT to the whole process group), so workers ignore it; the parent asks them to
-    stop through `stop`. Workers start with SIGINT blocked (_sigint_blocked), so none
-    arrives before it is ignored."""
-    global _worker_stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    _worker_stop = stop
-
-
-def _run_setting_job(args):
-    if _worker_stop is not None and _worker_stop.is_set():
-        raise KeyboardInterrupt
-    return run_setting(*args, stop=_worker_stop)
-
-
-@contextlib.contextmanager
-def _sigint_blocked():
-    """SIGINT held back from the calling thread (and the processes and threads it starts)."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-@contextlib.contextmanager
-def _sigint_noted(interrupted):
-    """Ctrl-C sets `interrupted` instead of raising KeyboardInterrupt at whatever line
-    runs (which may be inside concurrent.futures, leaving the pool unable to shut
-    down). Only where Python's default handler is installed, in the main thread."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield
-        return
-    signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 def _run_jobs(jobs, workers, progress, desc):
-    """_run_setting_job of every job, in `workers` processes; the results in job order.
-
-    On Ctrl-C, or when a job fails, the workers are asked to stop their flowgraphs,
-    jobs not started are dropped, and the pool is shut down before KeyboardInterrupt
-    (or the job's error) is raised, so no worker is left running."""
-    context = multiprocessing.get_context()
-    stop = context.Event()
-    interrupted = threading.Event()
-    with _sigint_noted(interrupted):
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
-                                                      initializer=_start_worker, initargs=(stop,))
-        bar = None
-        try:
-            with _sigint_blocked():
-                # The worker processes start in submit() and inherit the blocked SIGINT.
-                futures = [pool.submit(_run_setting_job, job) for job in jobs]
-            bar = tqdm(total=len(jobs), desc=desc, unit="setting", disable=not progress, leave=False)
-            pending = set(futures)
-            while pending and not interrupted.is_set():
-                done, pending = concurrent.futures.wait(pending, timeout=0.1,
-                                                        return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in done:
-                    future.result()   # a failed job fails the split now
-                bar.update(len(done))
-        finally:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            if bar is not None:
-                bar.close()
-    if interrupted.is_set():
-        raise KeyboardInterrupt
-    return [future.result() for future in futures]
+    """run_setting of every job, in `workers` processes (studies.jobs: on Ctrl-C the
+    flowgraphs stop and the pool shuts down before KeyboardInterrupt); the results in
+    job order."""
+    return run_in_workers(run_setting, jobs, workers, progress=progress, desc=desc, unit="setting")
 
 
-def generate_split(counts, seed, split, workers=None, progress=True, channel=None):
-    """A Recording with counts[(class name, snr)] frames per setting, in class then SNR order."""
+def generate_split(counts, seed, split, workers=None, progress=True, channel=None, snr_convention="physical"):
+    """A Recording with counts[(class name, snr)] frames per setting, in class then SNR
+    order; `snr_convention`: as for channel_model_source (the recording's SNRs are nominal)."""
     split_id = SPLIT_IDS.get(split, 0)
     settings = [(m, s, n) for (m, s), n in sorted(counts.items(), key=lambda kv: (CLASSES.index(kv[0][0]), kv[0][1])) if n > 0]
-    jobs = [(m, s, n, _setting_seed(seed, split_id, m, s), FRAMES_PER_CHAIN, channel) for m, s, n in settings]
+    jobs = [(m, s, n, _setting_seed(seed, split_id, m, s), FRAMES_PER_CHAIN, channel, snr_convention)
+            for m, s, n in settings]
     workers = workers or min(2, os.cpu_count() or 1)
     results = _run_jobs(jobs, workers, progress, split)
     frames = np.concatenate(results)
@@ -238,18 +164,21 @@ def preset_counts(preset, seed):
             for split, n in PRESETS[preset].items()}
 
 
-def generate_preset(preset, out_dir, seed, force=False, workers=None, progress=True):
+def generate_preset(preset, out_dir, seed, force=False, workers=None, progress=True, snr_convention="physical"):
     """Write every split of a preset to OUT_DIR/<split>.sigmf-{meta,data}; returns
     {split: Recording}. Refuses existing output unless force."""
     counts = preset_counts(preset, seed)
+    # A bad snr_convention is refused before any output is touched.
+    validate_settings(CLASSES, SNRS_DB, 1, FRAME_LENGTH, 2 * FRAME_LENGTH, 1, snr_convention)
     for split in counts:
         if rec.exists(os.path.join(out_dir, split)) and not force:
             raise FileExistsError(f"{os.path.join(out_dir, split)}.sigmf-meta exists; pass --force to overwrite")
     written = {}
     for split, split_counts in counts.items():
-        recording = generate_split(split_counts, seed, split, workers=workers, progress=progress)
+        recording = generate_split(split_counts, seed, split, workers=workers, progress=progress,
+                                   snr_convention=snr_convention)
         recording.info = {"generator": {"preset": preset, "split": split, "seed": seed,
-                                        "frames_per_chain": FRAMES_PER_CHAIN,
+                                        "snr_convention": snr_convention, "frames_per_chain": FRAMES_PER_CHAIN,
                                         "chains_per_flowgraph": CHAINS_PER_FLOWGRAPH, "transient": 1024,
                                         "window": 2 * FRAME_LENGTH, "channel": DEFAULT_CHANNEL}}
         rec.write(os.path.join(out_dir, split), recording, DESCRIPTIONS[split], overwrite=force)
@@ -257,19 +186,23 @@ def generate_preset(preset, out_dir, seed, force=False, workers=None, progress=T
     return written
 
 
-def generate_custom(out_dir, name, frames, modulations, snrs_db, seed, force=False, workers=None, progress=True):
+def generate_custom(out_dir, name, frames, modulations, snrs_db, seed, force=False, workers=None, progress=True,
+                    snr_convention="physical"):
     """Write one recording OUT_DIR/<name> with `frames` frames per setting of the given
     modulations and SNRs; returns {name: Recording}."""
     if frames is None or frames < 1:
         raise ValueError(f"--frames must be >= 1 for --preset custom, got {frames}")
-    validate_settings(modulations, snrs_db, frames, FRAME_LENGTH, 2 * FRAME_LENGTH, 1)
+    validate_settings(modulations, snrs_db, frames, FRAME_LENGTH, 2 * FRAME_LENGTH, 1, snr_convention)
+    for snr in snrs_db:
+        if not math.isfinite(snr):    # a setting's seed derives from its SNR in tenths of a dB
+            raise ValueError(f"snrs_db: a dataset needs finite SNRs in dB, got {snr}")
     base = os.path.join(out_dir, name)
     if rec.exists(base) and not force:
         raise FileExistsError(f"{base}.sigmf-meta exists; pass --force to overwrite")
     counts = {(m, s): frames for m in modulations for s in snrs_db}
-    data = generate_split(counts, seed, name, workers=workers, progress=progress)
-    data.info = {"generator": {"preset": "custom", "seed": seed, "frames": frames,
-                               "modulations": list(modulations), "snrs_db": list(snrs_db)}}
+    data = generate_split(counts, seed, name, workers=workers, progress=progress, snr_convention=snr_convention)
+    data.info = {"generator": {"preset": "custom", "seed": seed, "snr_convention": snr_convention,
+                               "frames": frames, "modulations": list(modulations), "snrs_db": list(snrs_db)}}
     rec.write(base, data, f"custom: {frames} frames per class and SNR", overwrite=force)
     return {name: data}
 

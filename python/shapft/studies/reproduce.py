@@ -8,7 +8,6 @@ inside a stage every artifact is written atomically and an existing one is not
 redone, so an interrupted run resumes where it stopped. The distill stage runs only
 with `distill=True` (hours on 2 cores); adding it to a finished run redoes the report.
 """
-import concurrent.futures
 import dataclasses
 import json
 import multiprocessing
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from ..core import artifacts, masks
 from . import stages
+from .jobs import run as run_in_workers
 
 STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "distill", "report")
 
@@ -69,7 +69,7 @@ class Pipeline:
         self.preset = preset
         self.seed = seed
         self.distill = distill
-        self.precision = precision   # of the model stages (train, attack, explain, finetune)
+        self.precision = precision   # of the model stages (train, attack, explain, finetune, distill)
         self.workers = workers
         self.threads = threads
         self.progress = progress
@@ -131,19 +131,13 @@ class Pipeline:
     def call_parallel(self, jobs):
         """Run independent fine-tuning jobs `workers` at a time in separate processes, one
         torch thread each (small-batch fine-tuning uses a core badly; two processes use
-        both). jobs: (command line, keyword arguments of stages.finetune_model)."""
+        both); Ctrl-C stops them (studies.jobs). jobs: (command line, keyword arguments
+        of stages.finetune_model)."""
         for command, _ in jobs:
             self._note(command)
-        context = multiprocessing.get_context("spawn")   # a fresh torch per process, no forked OpenMP state
-        with concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
-            futures = [pool.submit(_finetune_job, kwargs) for _, kwargs in jobs]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        # spawn: a fresh torch per process, no forked OpenMP state
+        run_in_workers(_finetune_job, [(kwargs,) for _, kwargs in jobs], self.workers,
+                       context=multiprocessing.get_context("spawn"), initializer=_set_torch_threads, initargs=(1,))
 
     # --- paths -----------------------------------------------------------------------
     @property
@@ -290,11 +284,12 @@ class Pipeline:
     def stage_distill(self):
         from . import distill
         seed = self.seed if self.preset.distill_seed is None else self.preset.distill_seed
-        settings = distill.settings_from_options((*self.preset.distill_args, "--seed", str(seed)))
+        settings = distill.settings_from_options((*self.preset.distill_args, "--seed", str(seed),
+                                                  "--precision", self.precision))
         out = self.out / "distill"
         self.call("distill", distill.run_study,
                   ("--data", self.small), ("--out", out), ("--seed", seed), ("--transfer-models", self.original),
-                  *zip(self.preset.distill_args[::2], self.preset.distill_args[1::2]),
+                  *zip(self.preset.distill_args[::2], self.preset.distill_args[1::2]), self._precision_option(),
                   data_dir=self.small, out_dir=out, settings=settings, transfer_models=(self.original,),
                   progress=self.progress, log=self.log)
 
@@ -309,7 +304,6 @@ def _set_torch_threads(threads):
         torch.set_num_threads(threads)
 
 
-def _finetune_job(kwargs):
-    """One fine-tuning run in a worker process (one torch thread)."""
-    _set_torch_threads(1)
-    stages.finetune_model(**kwargs)
+def _finetune_job(kwargs, stop):
+    """One fine-tuning run in a worker process, ended by `stop` (studies.jobs)."""
+    stages.finetune_model(**kwargs, stop=stop)

@@ -479,18 +479,21 @@ class FineTuned:
 
 
 def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epochs=50, patience=5,
-                   evaluate=None, seed=0, force=False, progress=True, invalid_frames="skip", precision="fp32"):
+                   evaluate=None, seed=0, force=False, progress=True, invalid_frames="skip", precision="fp32",
+                   stop=None):
     """SHAP-FT fine-tuning (or a baseline: random, direct, at_fgsm) of the original
     CNN-LSTM on the valid frames of `data`, exported with its mask; then, optionally, its
     accuracy on the valid frames of the recording `evaluate` after deleting the same
     positions. Invalid frames (NaN, Inf, all zero) are left out and counted, or refused
-    with invalid_frames="error"."""
+    with invalid_frames="error". Setting the Event `stop` ends training with
+    KeyboardInterrupt (learn.finetune.finetune)."""
     from ..learn import finetune, metrics
 
     if method not in finetune.METHODS:
         raise ValueError(f"--method {method!r} is not one of {', '.join(finetune.METHODS)}")
     out = writable_output(out, "--out", force)
     loaded = model_file.load(artifacts.existing_file(model, "--model"))
+    original = finetune.cnn_lstm_from(loaded)
     rec, data_check = read_recording(data, "--data", loaded, invalid_frames, through_mask=False)
     checks = {"--data": data_check}
     chosen = None
@@ -499,6 +502,7 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
             raise ValueError(f"--method {method} needs --mask")
         chosen = masks.load(mask)
         masks.check_fits_model(chosen, loaded, force=force)
+        finetune.check_kept(original, masks.output_length(chosen), f"--mask {mask}")
         if method == "random":
             chosen = masks.make_mask(
                 masks.random_positions(chosen["m"], chosen["frame_length"], seed),
@@ -518,9 +522,9 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
                                                       through_mask=False)
 
     keep = masks.keep_positions(chosen) if chosen else None
-    network, result = finetune.finetune(finetune.cnn_lstm_from(loaded), rec.model_input(), rec.labels,
-                                        rec.snr_db, method, keep=keep, eps=eps, seed=seed, epochs=epochs,
-                                        patience=patience, progress=progress, precision=precision)
+    network, result = finetune.finetune(original, rec.model_input(), rec.labels, rec.snr_db, method,
+                                        keep=keep, eps=eps, seed=seed, epochs=epochs, patience=patience,
+                                        progress=progress, precision=precision, stop=stop)
     length = len(keep) if keep is not None else loaded.frame_length
     command = artifacts.command_line(
         "finetune", ("--model", model), ("--data", data), ("--out", out), ("--method", method),
