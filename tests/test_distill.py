@@ -1,8 +1,9 @@
 """Attention-based adversarial robust distillation (distill.py, `shapft distill`):
 the attention maps the loss uses are the models' own, the attention term vanishes
-exactly when the matched maps agree, the distillation loss falls on a micro run, the
-exported student runs inside a GNU Radio flowgraph through classifier_sink, and the
-command runs end to end, resumes and refuses changed settings."""
+exactly when the matched maps agree, the losses stay float32 under bf16 autocast, the
+distillation loss falls on a micro run, the exported student runs inside a GNU Radio
+flowgraph through classifier_sink, and the command runs end to end (also in bf16),
+resumes and refuses changed settings."""
 import copy
 import json
 
@@ -15,6 +16,8 @@ from gnuradio import blocks, gr
 from gnuradio.shapft.learn import distill, training
 from gnuradio.shapft.core import model_file, recording
 from gnuradio.shapft import models
+from gnuradio.shapft.models import precision
+from gnuradio.shapft.studies import distill as study
 import shapft_testing
 from gnuradio.shapft.blocks.classifier_sink import classifier_sink
 from gnuradio.shapft.models.transformer import IQTransformer
@@ -171,6 +174,18 @@ def test_kd_loss_is_zero_for_equal_logits_and_positive_otherwise():
     logits = torch.randn(5, 11)
     assert distill.kd_loss(logits, logits, 4.0).item() == pytest.approx(0, abs=1e-6)
     assert distill.kd_loss(logits + torch.randn(5, 11), logits, 4.0).item() > 0
+
+
+@pytest.mark.filterwarnings("ignore:precision bf16:RuntimeWarning")
+def test_the_loss_terms_stay_float32_under_bf16_autocast(trained_teacher):
+    torch.manual_seed(2)
+    student = models.build("transformer_compact").eval()
+    loss = distill.AttentionARDLoss(trained_teacher, eps=0.05, steps=1)
+    with precision.autocast("bf16"):
+        out = loss.terms(student, frames_x(4), torch.tensor([0, 1, 2, 3]))
+    assert out["student_adv_logits"].dtype == out["student_maps"][0].dtype == torch.bfloat16
+    for term in ("kd", "ce", "attention", "loss"):
+        assert out[term].dtype == torch.float32, term
 
 
 # ----------------------------------------------------------------------------- training
@@ -334,6 +349,39 @@ def test_command_runs_end_to_end_and_resumes(tmp_path, data, shapft):
     last = stderr.strip().splitlines()[-1]
     assert code == 2 and last.startswith("shapft distill: error: ") and "temperature 4.0 -> 9.0" in last
     assert stderr.count("error") == 1
+
+
+def test_study_settings_take_a_precision_and_refuse_a_bad_one(shapft, capsys):
+    assert study.DistillSettings().precision == "fp32"
+    assert study.DistillSettings(precision="bf16").precision == "bf16"
+    assert study.settings_from_options(["--precision", "auto"]).precision == "auto"
+    for bad in ("fp16", "BF16", None):
+        with pytest.raises(ValueError, match=r"^--precision: .* is not one of fp32, bf16, auto$"):
+            study.DistillSettings(precision=bad)
+    with pytest.raises(ValueError, match="^--precision: 'half'"):
+        study.settings_from_options(["--precision=half"])
+    with pytest.raises(SystemExit) as refused:       # argparse: a choice outside fp32, bf16, auto
+        shapft("distill", "--data", "d", "--out", "o", "--precision", "fp16")
+    assert refused.value.code == 2
+    assert "argument --precision: invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:precision bf16:RuntimeWarning")
+def test_command_trains_attacks_and_evaluates_in_bf16(tmp_path, data, shapft):
+    out = tmp_path / "out"
+    code, _, stderr = shapft("distill", "--data", write_splits(tmp_path / "data", data), "--out", out,
+                             "--students", "ard", "--epochs", 1, "--teacher-epochs", 1, "--pgd-steps", 1,
+                             "--eval-steps", 1, "--budgets=-25", "--eval-frames", 22, "--quiet",
+                             "--threads", 1, "--precision", "bf16")
+    assert code == 0, stderr
+    results = json.loads((out / "distill_results.json").read_text())
+    assert results["settings"]["evaluation"]["precision"] == "bf16"
+    assert results["command"].endswith("--precision bf16")
+    assert list(results["models"]) == ["transformer_large_pgd_at", "transformer_compact_ard"]
+    for name, entry in results["models"].items():
+        assert entry["training"]["precision"] == "bf16"
+        assert model_file.read_metadata(out / f"{name}.pt")["training"]["precision"] == "bf16"
+        assert {a["precision"] for a in entry["whitebox"]["attacks"]} == {"bf16"}
 
 
 @pytest.mark.parametrize("extra, message", [

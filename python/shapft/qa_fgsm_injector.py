@@ -5,7 +5,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 """QA of fgsm_injector: tagged vector source -> injector -> vector sink; the output
-must equal the library's offline attack on the same frames."""
+must equal the library's offline attack on the same frames (for method uap, the
+library's universal.apply)."""
 import os
 import tempfile
 import warnings
@@ -16,6 +17,7 @@ import torch
 from gnuradio import blocks, gr, gr_unittest
 
 from gnuradio.shapft import attacks, fgsm_injector
+from gnuradio.shapft.attacks import universal
 from gnuradio.shapft.core import model_file, masks
 from gnuradio.shapft.models import masked
 import shapft_testing
@@ -143,7 +145,8 @@ class qa_fgsm_injector(gr_unittest.TestCase):
     def test_007_bad_construction_refused(self):
         with self.assertRaisesRegex(ValueError, "eps: .*eps must be a finite number >= 0"):
             fgsm_injector(self.model_path, eps=-0.1)
-        with self.assertRaisesRegex(ValueError, "method: .*unknown attack method 'cw'"):
+        with self.assertRaisesRegex(ValueError, "method: .*unknown attack method 'cw'; expected one of "
+                                                "fgsm, fgm, bim, pgd, uap"):
             fgsm_injector(self.model_path, method="cw")
         with self.assertRaisesRegex(ValueError, "label_source"):
             fgsm_injector(self.model_path, label_source="oracle")
@@ -273,6 +276,99 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         np.testing.assert_allclose(np.abs(np.concatenate([d16.real, d16.imag])), 0.05, rtol=1e-4)
         with self.assertRaisesRegex(ValueError, "precision"):
             fgsm_injector(self.model_path, precision="fp16")
+
+    # --- method uap: a universal perturbation from a file, no model ------------------------
+
+    def write_perturbation(self, length=128, eps=0.05, name="p.npz"):
+        rng = np.random.default_rng(21)
+        perturbation = rng.uniform(-eps, eps, (2, length)).astype(np.float32)
+        path = os.path.join(self.dir.name, name)
+        universal.save(path, perturbation, {"norm": "linf", "eps": eps})
+        return path, perturbation
+
+    def run_universal(self, frames, labels, window=None, **kwargs):
+        """The uap injector's output on frames; `window` caps the frames GNU Radio hands
+        it per call, so one run sees many calls."""
+        tb = gr.top_block()
+        tb.source = tagged_source(frames, labels)
+        tb.injector = fgsm_injector("", method="uap", **kwargs)
+        if window:
+            tb.injector.set_max_noutput_items(window)
+        tb.sink = blocks.vector_sink_c(frames.shape[1])
+        tb.connect(tb.source, tb.injector, tb.sink)
+        shapft_testing.run_to_end(tb)
+        return np.asarray(tb.sink.data(), dtype=np.complex64).reshape(frames.shape), tb.sink.tags(), tb.injector
+
+    def test_014_uap_output_equals_universal_apply(self):
+        path, perturbation = self.write_perturbation()
+        frames = shapft_testing.random_frames(300, seed=12)
+        labels = self.labels * 4
+        for shift in (False, True):
+            for window in (None, 7):
+                with self.subTest(shift=shift, window=window):
+                    out, tags, injector = self.run_universal(frames, labels[:300], window, perturbation_path=path,
+                                                             random_shift=shift, seed=9)
+                    expected = from_model_input(universal.apply(to_model_input(frames), perturbation,
+                                                                shift=shift, seed=9))
+                    np.testing.assert_array_equal(out, expected)
+                    label_tags = [(t.offset, pmt.symbol_to_string(t.value)) for t in tags
+                                  if pmt.symbol_to_string(t.key) == "label"]
+                    self.assertEqual(label_tags, list(enumerate(labels[:300])))
+        self.assertEqual(injector.eps(), 0.05)
+        self.assertAlmostEqual(injector.psr_db(), 10 * np.log10(2 * 0.05 ** 2), places=9)
+        self.assertEqual(injector.attack.describe(), "UAP (linf) eps 0.05 (PSR -23.0 dB), "
+                                                     "added at a random shift per frame")
+        # shifted: the frames do not all get the same perturbation
+        delta = out - frames
+        self.assertFalse(np.allclose(delta[0], delta[1]))
+
+    def test_015_uap_invalid_frames_pass_counted_and_enabled_switches_it(self):
+        path, perturbation = self.write_perturbation()
+        frames = self.frames[:20].copy()
+        frames[3, 5] = np.nan
+        frames[8] = 0
+        out, _, injector = self.run_universal(frames, self.labels[:20], perturbation_path=path, random_shift=True)
+        self.assertEqual(injector.frames_invalid(), 2)
+        self.assertTrue(np.isnan(out[3, 5]))
+        np.testing.assert_array_equal(out[8], 0)
+        expected = from_model_input(universal.apply(to_model_input(frames), perturbation, shift=True, seed=0))
+        good = np.r_[0:3, 4:8, 9:20]
+        np.testing.assert_array_equal(out[good], expected[good])
+        out, _, injector = self.run_universal(frames, self.labels[:20], perturbation_path=path, enabled=False)
+        np.testing.assert_array_equal(out[good], frames[good])
+        self.assertEqual(injector.frames_invalid(), 2)
+        # a model path, when given, is not read with uap
+        injector = fgsm_injector(os.path.join(self.dir.name, "missing.pt"), method="UAP", perturbation_path=path)
+        self.assertEqual(injector.frame_length, 128)
+
+    def test_016_uap_bad_perturbation_files_refused_naming_perturbation_path(self):
+        path, _ = self.write_perturbation(length=64, name="short.npz")
+        not_npz = os.path.join(self.dir.name, "frames.sigmf-data")
+        with open(not_npz, "wb") as f:
+            f.write(b"\x00" * 64)
+        cases = [
+            (ValueError, "perturbation_path: must be a file path, got an empty one", dict()),
+            (ValueError, "perturbation_path: .*missing.npz: no such file",
+             dict(perturbation_path=os.path.join(self.dir.name, "missing.npz"))),
+            (ValueError, "perturbation_path: perturbation file .*frames.sigmf-data: not a .npz",
+             dict(perturbation_path=not_npz)),
+            (ValueError, "vector_length: 128 does not match the frame length 64 of .*short.npz",
+             dict(perturbation_path=path, vector_length=128)),
+            (TypeError, "random_shift: must be True or False", dict(perturbation_path=path, random_shift="yes")),
+        ]
+        for error, message, kwargs in cases:
+            with self.subTest(**{k: repr(v) for k, v in kwargs.items()}):
+                with self.assertRaisesRegex(error, f"^{message}"):
+                    fgsm_injector("", method="uap", **kwargs)
+        injector = fgsm_injector("", method="uap", perturbation_path=path)
+        self.assertEqual(injector.frame_length, 64)
+        with self.assertRaisesRegex(ValueError, "^eps: method uap"):
+            injector.set_eps(0.1)
+        with self.assertRaisesRegex(ValueError, "^psr_db: method uap"):
+            injector.set_psr_db(-20.0)
+        with self.assertRaisesRegex(TypeError, "^model_path: must be a file path"):
+            fgsm_injector(None, method="fgsm", perturbation_path=path)
+
 
 if __name__ == '__main__':
     gr_unittest.run(qa_fgsm_injector)

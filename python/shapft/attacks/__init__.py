@@ -36,6 +36,7 @@ class Attack:
     """
     name = "attack"
     norm = "linf"
+    info_fields = ()   # attributes info() adds after the common settings, in order
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
                  frame_length=FRAME_LENGTH, precision="fp32"):
@@ -48,16 +49,25 @@ class Attack:
         self.seed = int(seed)
 
     def describe(self):
-        """'FGSM eps 0.05 (PSR -23.0 dB), untargeted': how reports name an attack."""
+        """'FGSM eps 0.05 (PSR -23.0 dB), untargeted': how reports name an attack, then
+        the attack's own details ('10 steps of 0.0125')."""
         goal = "targeted" if self.targeted else "untargeted"
-        return f"{self.name.upper()} {budget.describe(self.eps, self.norm, self.frame_length)}, {goal}"
+        budget_text = budget.describe(self.eps, self.norm, self.frame_length)
+        return ", ".join([f"{self.name.upper()} {budget_text}", goal, *self._details()])
+
+    def _details(self):
+        """The phrases describe() adds after the budget and goal."""
+        return []
 
     def info(self):
-        """The attack's settings as a JSON-serialisable dict (psr_db None for eps 0)."""
-        return {"method": self.name, "eps": self.eps,
+        """The attack's settings as a JSON-serialisable dict (psr_db None for eps 0):
+        those every attack has, then its info_fields."""
+        info = {"method": self.name, "eps": self.eps,
                 "psr_db": self.psr_db if np.isfinite(self.psr_db) else None,
                 "norm": self.norm, "targeted": self.targeted, "seed": self.seed,
                 "precision": self.precision}
+        info.update((field, getattr(self, field)) for field in self.info_fields)
+        return info
 
     def __call__(self, x, labels=None):
         return self.perturb(x, labels)
@@ -141,6 +151,7 @@ class BIM(Attack):
     """Basic iterative method (Kurakin et al. 2017): `steps` sign-gradient steps of size
     alpha from x, each projected onto the L-infinity ball of radius eps around x."""
     name = "bim"
+    info_fields = ("steps", "alpha")
     _min_steps = 1
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
@@ -148,11 +159,8 @@ class BIM(Attack):
         super().__init__(model, eps, psr_db, targeted, seed, frame_length, precision)
         self.steps, self.alpha = iteration(self.eps, steps, alpha, self._min_steps)
 
-    def describe(self):
-        return f"{super().describe()}, {self.steps} steps of {self.alpha:.4g}"
-
-    def info(self):
-        return {**super().info(), "steps": self.steps, "alpha": self.alpha}
+    def _details(self):
+        return [f"{self.steps} steps of {self.alpha:.4g}"]
 
     def _perturb(self, x, labels):
         return self._iterate(x, labels, x)
@@ -169,6 +177,7 @@ class PGD(BIM):
     uniformly from the L-infinity ball (random_start). With steps=0 it returns that
     random start: uniform noise of the same budget, a useful non-adversarial baseline."""
     name = "pgd"
+    info_fields = BIM.info_fields + ("random_start",)
     _min_steps = 0
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
@@ -176,9 +185,6 @@ class PGD(BIM):
         super().__init__(model, eps, psr_db, targeted, seed, frame_length, precision, steps, alpha)
         self.random_start = bool(random_start)
         self._generator = torch.Generator().manual_seed(self.seed)
-
-    def info(self):
-        return {**super().info(), "random_start": self.random_start}
 
     def _perturb(self, x, labels):
         start = x

@@ -164,6 +164,7 @@ class LibraryAttack(Attack):
     'linf' (eps per real component) or 'l2' (eps per frame [2, L]); batch_size is ART's
     batch for its attack loop and predictions."""
     norm = "linf"
+    info_fields = ("library", "batch_size")
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
                  frame_length=FRAME_LENGTH, precision="fp32", norm="linf", batch_size=256):
@@ -173,9 +174,9 @@ class LibraryAttack(Attack):
         self.batch_size = _count(batch_size, "batch_size")
         self._seeds = np.random.default_rng(self.seed)
 
-    def info(self):
-        return {**super().info(), "library": f"{ART_DISTRIBUTION} {art_version()}",
-                "batch_size": self.batch_size}
+    @property
+    def library(self):
+        return f"{ART_DISTRIBUTION} {art_version()}"
 
     def _perturb(self, x, labels):
         x_np = np.ascontiguousarray(x.cpu().numpy(), dtype=np.float32)
@@ -200,6 +201,7 @@ class APGDCE(LibraryAttack):
     starts in the ball (ART always starts at a random point). eps_step is the initial
     step, 2 eps by default as in Croce & Hein (ART's own default is a fixed 0.1)."""
     name = "apgd-ce"
+    info_fields = LibraryAttack.info_fields + ("max_iter", "nb_random_init", "eps_step")
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
                  frame_length=FRAME_LENGTH, precision="fp32", norm="linf", batch_size=256,
@@ -211,14 +213,8 @@ class APGDCE(LibraryAttack):
             raise ValueError(f"eps_step must be a finite number > 0, got {eps_step!r}")
         self.eps_step = 2.0 * self.eps if eps_step is None else float(eps_step)
 
-    def describe(self):
-        restarts = "restart" if self.nb_random_init == 1 else "restarts"
-        return (f"{super().describe()}, {self.norm}, {self.max_iter} iterations, "
-                f"{self.nb_random_init} {restarts}")
-
-    def info(self):
-        return {**super().info(), "max_iter": self.max_iter, "nb_random_init": self.nb_random_init,
-                "eps_step": self.eps_step}
+    def _details(self):
+        return [self.norm, f"{self.max_iter} iterations", _counted(self.nb_random_init, "restart")]
 
     def _apgd(self, x, device, targeted, loss_type="cross_entropy", loss=None):
         """ART's APGD on `loss_type`, or on the classifier's own `loss` (loss_type None),
@@ -289,6 +285,7 @@ class APGDDLR(APGDCE):
     so the run stalls there, and the second-best wrong class starts there. Kept to
     compare with ART as shipped; needs 3 classes."""
     name = "apgd-dlr"
+    info_fields = APGDCE.info_fields + ("top_k", "loss")
     LOSSES = ("autoattack", "art")
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
@@ -304,11 +301,8 @@ class APGDDLR(APGDCE):
             raise ValueError(f"loss must be one of {', '.join(self.LOSSES)}, got {loss!r}")
         self.loss = loss
 
-    def describe(self):
-        return f"{super().describe()}, {self.loss} DLR loss, top {self.top_k} targets"
-
-    def info(self):
-        return {**super().info(), "top_k": self.top_k, "loss": self.loss}
+    def _details(self):
+        return [*super()._details(), f"{self.loss} DLR loss", f"top {self.top_k} targets"]
 
     def _run(self, x, labels, device):
         if self.loss == "art":
@@ -392,6 +386,7 @@ class Square(LibraryAttack):
     2 x S x S images (square_side, SquareLayout) so ART's square sampling works on
     them."""
     name = "square"
+    info_fields = LibraryAttack.info_fields + ("max_iter", "p_init", "nb_restarts", "image_side")
 
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
                  frame_length=FRAME_LENGTH, precision="fp32", norm="linf", batch_size=256,
@@ -405,15 +400,13 @@ class Square(LibraryAttack):
             raise ValueError(f"p_init must be in (0, 1), got {p_init!r}")
         self.p_init = float(p_init)
 
-    def describe(self):
-        restarts = "restart" if self.nb_restarts == 1 else "restarts"
-        return (f"{super().describe()}, {self.norm}, {self.max_iter} iterations, p_init {self.p_init:g}, "
-                f"{self.nb_restarts} {restarts}")
+    @property
+    def image_side(self):
+        return square_side(self.frame_length, self.norm, self.p_init)
 
-    def info(self):
-        return {**super().info(), "max_iter": self.max_iter, "p_init": self.p_init,
-                "nb_restarts": self.nb_restarts,
-                "image_side": square_side(self.frame_length, self.norm, self.p_init)}
+    def _details(self):
+        return [self.norm, f"{self.max_iter} iterations", f"p_init {self.p_init:g}",
+                _counted(self.nb_restarts, "restart")]
 
     def _run(self, x, labels, device):
         from art.attacks.evasion import SquareAttack
@@ -436,6 +429,11 @@ def _count(value, name):
     if isinstance(value, bool) or int(value) != value or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
+
+
+def _counted(count, noun):
+    """'1 restart', '3 restarts'."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 LIBRARY_METHODS = {cls.name: cls for cls in (APGDCE, APGDDLR, Square)}

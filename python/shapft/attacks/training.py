@@ -22,7 +22,7 @@ class FGSMATLoss:
     def __call__(self, model, x, y):
         x_adv = FGSM(model, eps=self.eps)(x, y)
         logits = model(torch.cat([x, x_adv]))
-        return F.cross_entropy(logits, torch.cat([y, y])), logits[len(x):]
+        return F.cross_entropy(logits.float(), torch.cat([y, y])), logits[len(x):]
 
     def info(self):
         return {"method": self.method, "attack": "fgsm", "norm": "linf", "eps": self.eps}
@@ -59,7 +59,7 @@ class PGDATLoss(AdversarialLoss):
 
     def __call__(self, model, x, y):
         logits = model(self.adversarial(model, x, y))
-        return F.cross_entropy(logits, y), logits
+        return F.cross_entropy(logits.float(), y), logits
 
     def info(self):
         return {"method": self.method, **super().info()}

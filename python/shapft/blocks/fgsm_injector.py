@@ -6,15 +6,17 @@ import torch
 from gnuradio import gr
 
 from .. import attacks
+from ..attacks import universal
 from ..models import masked
 from ..models import precision as model_precision
 from . import params
 from .guard import ErrorLog, QuietBuffers
 from .runtime import WorkerBlock, check_vector_length, load_model
 from .tags import window_tags
-from ..core.recording import from_model_input, to_model_input
+from ..core.recording import frame_validity, from_model_input, to_model_input
 
 LABEL_SOURCES = ("tag", "predicted")
+METHODS = (*attacks.METHODS, universal.METHOD)
 CHUNK_BATCHES = 1        # per worker: a batch takes long enough that releases cost little
 BUFFER_CHUNKS = 4        # room in the output buffer: chunks queued while one is released
 
@@ -39,6 +41,18 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
     settings applies from the next frames queued. PGD draws its random starts per
     batch, so the start a frame gets depends on how frames fall into batches.
 
+    Method 'uap' adds a universal adversarial perturbation from `perturbation_path` (a
+    file of `shapft uap`, attacks.universal) to every frame, without a model
+    (model_path may be empty and is not read), as universal.apply does: unshifted, or
+    with `random_shift` circularly shifted by an independent random amount per frame,
+    drawn frame by frame from a generator seeded by `seed`, so the same seed and frames
+    give the same output however GNU Radio hands them over. Its budget is the file's
+    (eps(), psr_db()); eps, psr_db, steps, label_source, batch_size, num_threads and
+    precision are unused, and set_eps/set_psr_db are refused. It runs in the block's
+    own thread, one addition per frame (after a gather of the shifted rows with
+    random_shift); like any Python block it pays a fixed cost per work() call, so more
+    frames per call (a larger output buffer on the block before it) make it faster.
+
     Errors while running never stop the flowgraph: each is logged and reported
     (errors()). After one, the block passes the rest of its frames on as all-zero
     frames (frames_dropped()), which a classifier sink counts as invalid rather than
@@ -47,14 +61,17 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
 
     def __init__(self, model_path, eps=0.05, method="fgsm", enabled=True, label_source="tag",
                  psr_db=None, steps=10, seed=0, batch_size=256, num_threads=0, vector_length=0,
-                 precision="fp32"):
-        model_path = params.file_path(model_path, "model_path")
+                 precision="fp32", perturbation_path="", random_shift=False):
+        method = params.text(method, "method").lower()
+        if method not in METHODS:
+            raise ValueError(f"method: unknown attack method {method!r}; expected one of {', '.join(METHODS)}")
+        if method != universal.METHOD:   # uap needs no model
+            model_path = params.file_path(model_path, "model_path")
         precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS))
         if psr_db is not None:
             psr_db = params.number(psr_db, "psr_db")
         if eps is not None or psr_db is None:   # eps is the budget unless psr_db is given
             eps = params.number(eps, "eps")
-        method = params.text(method, "method").lower()
         enabled = params.boolean(enabled, "enabled")
         label_source = params.choice(label_source, "label_source", LABEL_SOURCES)
         steps = params.integer(steps, "steps", minimum=1)
@@ -62,15 +79,21 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         batch_size = params.integer(batch_size, "batch_size", minimum=1)
         num_threads = params.integer(num_threads, "num_threads", minimum=0)
         vector_length = params.integer(vector_length, "vector_length", minimum=0)
-        self.model = load_model(model_path, batch_size, num_threads)
+        random_shift = params.boolean(random_shift, "random_shift")
         self.num_threads = num_threads or torch.get_num_threads()
         self.chunks = None
-        self.classifier, self.frame_length = masked.full_frame_classifier(self.model)
-        check_vector_length(vector_length, self.frame_length, self.model.path)
+        self.settings = dict(method=method, steps=steps, seed=seed, precision=precision)
+        if method == universal.METHOD:
+            self.attack = self._load_perturbation(perturbation_path, random_shift)
+            self.frame_length = self.attack.frame_length
+            check_vector_length(vector_length, self.frame_length, perturbation_path)
+        else:
+            self.model = load_model(model_path, batch_size, num_threads)
+            self.classifier, self.frame_length = masked.full_frame_classifier(self.model)
+            check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_fgsm_injector",
                                in_sig=[(np.complex64, self.frame_length)],
                                out_sig=[(np.complex64, self.frame_length)])
-        self.classes = self.model.classes
         self.label_source = label_source
         self.batch_size = batch_size
         self.enabled = enabled
@@ -79,12 +102,28 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         self.error_log = ErrorLog(self.logger)
         self.failed = False   # after an error: frames leave as all-zero frames
         self.lock = threading.Lock()
-        self.settings = dict(method=method, steps=steps, seed=seed, precision=precision)
+        if method == universal.METHOD:
+            return
+        self.classes = self.model.classes
         self.attack = self._make_attack(eps if psr_db is None else None, psr_db)
         # GNU Radio's default buffer holds ~32 frames of 128: work() would see batches
         # that small. Room for several chunks of full batches (GRC's Min Output Buffer,
         # when set, overrides it).
         self.set_min_output_buffer(BUFFER_CHUNKS * CHUNK_BATCHES * self.batch_size * self.num_threads)
+
+    def _load_perturbation(self, path, random_shift):
+        """The universal perturbation of file `path`, ready to add: each circular shift
+        as a row of complex samples (one row without random_shift) and the shifts'
+        generator; errors name perturbation_path."""
+        path = params.file_path(path, "perturbation_path")
+        try:
+            perturbation, info = universal.load(path)
+        except (FileNotFoundError, ValueError) as err:
+            raise ValueError(f"perturbation_path: {err}") from None
+        shifted = universal.circular_shifts(perturbation) if random_shift else perturbation[None]
+        self.rows = from_model_input(shifted)
+        self.shift_generator = np.random.default_rng(self.settings["seed"]) if random_shift else None
+        return universal.Universal(perturbation, info, random_shift)
 
     def _make_attack(self, eps, psr_db):
         """The attack at budget eps or psr_db with the block's settings; errors name the parameter."""
@@ -95,9 +134,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         try:
             return attacks.make(self.settings["method"], self.classifier, eps=eps, psr_db=psr_db, **options)
         except ValueError as err:
-            text = str(err)
-            name = ("method" if "attack method" in text else "steps" if "steps" in text
-                    else "psr_db" if psr_db is not None else "eps")
+            name = "steps" if "steps" in str(err) else "psr_db" if psr_db is not None else "eps"
             raise ValueError(f"{name}: {err}") from None
 
     def _warm_up(self):
@@ -108,8 +145,10 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
             self.attack(probe, torch.zeros(len(probe), dtype=torch.long))
 
     def start(self):
-        """Start the workers (each warms the attack up); an error leaves the block failed."""
-        self._start_workers(self._warm_up, CHUNK_BATCHES)
+        """Start the workers (each warms the attack up); an error leaves the block failed.
+        Method uap needs none."""
+        if self.settings["method"] != universal.METHOD:
+            self._start_workers(self._warm_up, CHUNK_BATCHES)
         return True
 
     def stop(self):
@@ -118,11 +157,14 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         return True
 
     def work(self, input_items, output_items):
-        """Pass on the frames released by the workers, perturbed (GNU Radio)."""
+        """Pass on the frames released by the workers, perturbed; with uap, the window's
+        frames with the perturbation added (GNU Radio)."""
         out = output_items[0]
         if self.failed:
             return self._drop(out)
         try:
+            if self.settings["method"] == universal.METHOD:
+                return self._add_universal(input_items[0], out)
             start = self.nitems_read(0)
             self.chunks.queue(input_items[0], start, self._perturbation)
             released = self.chunks.release(start)
@@ -132,6 +174,30 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         except Exception as err:
             self._fail("work", err)
             return self._drop(out)
+
+    def _add_universal(self, frames, out):
+        """Method uap: out = frames + the perturbation (at each frame's shift); invalid
+        frames pass unperturbed. Every frame draws its shift, enabled or not, so frame k
+        always gets the k-th draw."""
+        n = len(frames)
+        if self.shift_generator is not None:
+            shifts = universal.draw_shifts(self.shift_generator, n, self.frame_length)
+        with self.lock:
+            enabled = self.enabled
+        valid, reasons = frame_validity(frames)
+        self.invalid += len(reasons)
+        if not enabled:
+            out[:n] = frames
+            return n
+        if self.shift_generator is None:
+            np.add(frames, self.rows[0], out=out[:n])
+        else:
+            # mode 'clip' writes straight into out ('raise' buffers); the shifts are in range
+            np.take(self.rows, shifts, axis=0, out=out[:n], mode="clip")
+            out[:n] += frames
+        if reasons:
+            out[:n][~valid] = frames[~valid]
+        return n
 
     def _drop(self, out):
         """Pass on all-zero frames in place of the window's frames."""
@@ -170,15 +236,22 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
     # refused (ValueError or TypeError naming it) and the settings stay as they were.
     def set_eps(self, eps):
         """Make eps (L-infinity per I/Q component; L2 per frame for fgm) the budget."""
+        self._refuse_with_universal("eps")
         attack = self._make_attack(params.number(eps, "eps"), None)
         with self.lock:
             self.attack = attack
 
     def set_psr_db(self, psr_db):
         """Make the perturbation-to-signal ratio psr_db (dB) the budget."""
+        self._refuse_with_universal("psr_db")
         attack = self._make_attack(None, params.number(psr_db, "psr_db"))
         with self.lock:
             self.attack = attack
+
+    def _refuse_with_universal(self, name):
+        if self.settings["method"] == universal.METHOD:
+            raise ValueError(f"{name}: method uap adds the budget of its perturbation_path file; "
+                             "it cannot change while running")
 
     def set_enabled(self, enabled):
         """Attack (True) or pass frames through unperturbed (False)."""

@@ -75,10 +75,7 @@ def add_arguments(parser):
     parser.add_argument("--transfer-models", default="",
                         help="comma-separated extra model files (e.g. cnn_lstm.pt) for the "
                              "transferability matrix")
-    common.add_seed(parser)
-    common.add_threads(parser)
-    common.add_invalid_frames(parser)
-    common.add_quiet(parser)
+    common.add_model_run_options(parser)
 
 
 def run(args):

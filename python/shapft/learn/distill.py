@@ -13,7 +13,9 @@ transformers (the students) are trained four ways on the same data and epochs:
 - ``attention_ard``: ARD's loss plus ``attention_weight`` times the distance between
   the student's attention maps on x' and the teacher's attention maps on the same x'.
 
-Every loss is a ``loss_fn(model, x, y) -> (loss, logits)`` for ``training.fit``.
+Every loss is a ``loss_fn(model, x, y) -> (loss, logits)`` for ``training.fit``,
+computed in float32 from the logits and maps (cast), so it keeps its precision when
+``fit`` runs the models under bf16 autocast.
 The attention maps a loss uses are those ``forward_with_attention`` returns (softmax
 probabilities [B, heads, T, T], rows summing to one); ``attention_maps`` is the one
 place they are read, so tests can check them against the model's own.
@@ -47,10 +49,10 @@ import torch
 import torch.nn.functional as F
 
 from ..core import budget, model_file
-from .. import attacks, models
+from .. import models
 from ..attacks.training import AdversarialLoss, PGDATLoss
 from . import training
-from .metrics import accuracy_report, measured_psr_db, predict_logits
+from .metrics import accuracy_report, predict_logits, under_attacks
 from ..core.radioml import FRAME_LENGTH
 
 TEACHER_ARCH = "transformer_large"
@@ -121,13 +123,13 @@ def attention_distance(student_maps: List[torch.Tensor], teacher_maps: List[torc
     if not student_maps or not teacher_maps:
         raise ValueError("attention_distance needs at least one attention map per model")
     pairs = match_layers(len(student_maps), len(teacher_maps))
-    total = student_maps[0].new_zeros(())
+    total = student_maps[0].new_zeros((), dtype=torch.float32)
     for s_map, t_index in zip(student_maps, pairs):
         t_map = teacher_maps[t_index].detach()
         if s_map.shape[0] != t_map.shape[0] or s_map.shape[2:] != t_map.shape[2:]:
             raise ValueError(f"attention maps do not align: student {tuple(s_map.shape)}, "
                              f"teacher {tuple(t_map.shape)}")
-        s, t = _reduce_heads(s_map, t_map, heads)
+        s, t = _reduce_heads(s_map.float(), t_map.float(), heads)
         if distance == "kl":
             tiny = torch.finfo(s.dtype).tiny
             # KL(t || s) per query row, summed over keys; 0 log 0 = 0.
@@ -142,8 +144,8 @@ def kd_loss(student_logits, teacher_logits, temperature):
     """Hinton's distillation term: T^2 * KL(softmax(t/T) || softmax(s/T)), mean over frames
     (the T^2 keeps its gradient's scale independent of T)."""
     t = float(temperature)
-    return t * t * F.kl_div(F.log_softmax(student_logits / t, dim=1),
-                            F.softmax(teacher_logits.detach() / t, dim=1), reduction="batchmean")
+    return t * t * F.kl_div(F.log_softmax(student_logits.float() / t, dim=1),
+                            F.softmax(teacher_logits.detach().float() / t, dim=1), reduction="batchmean")
 
 
 # --------------------------------------------------------------------------------------
@@ -182,7 +184,7 @@ class ARDLoss(AdversarialLoss):
         out["kd"] = kd_loss(out["student_adv_logits"], out["teacher_logits"], self.temperature)
         if self.alpha < 1:
             out["student_clean_logits"] = model(x)
-            out["ce"] = F.cross_entropy(out["student_clean_logits"], y)
+            out["ce"] = F.cross_entropy(out["student_clean_logits"].float(), y)
         else:
             out["ce"] = x.new_zeros(())
         out["loss"] = self.alpha * out["kd"] + (1 - self.alpha) * out["ce"]
@@ -291,29 +293,33 @@ def make_loss(method, teacher=None, eps=DEFAULT_EPS, steps=DEFAULT_STEPS, temper
 # --------------------------------------------------------------------------------------
 
 def train(arch, loss_fn, train_xy, val_xy, config, checkpoint_path=None, progress=True,
-          frame_length=FRAME_LENGTH):
+          frame_length=FRAME_LENGTH, precision="fp32"):
     """A fresh `arch` model (initialised from config.seed) trained with `loss_fn` through
-    training.fit. Returns (model, TrainResult)."""
+    training.fit in `precision`. Returns (model, TrainResult)."""
     torch.manual_seed(config.seed)
     model = models.build(arch, frame_length=frame_length)
     result = training.fit(model, train_xy, val_xy, config, loss_fn=loss_fn,
-                          checkpoint_path=checkpoint_path, progress=progress)
+                          checkpoint_path=checkpoint_path, progress=progress, precision=precision)
     return model, result
 
 
 def train_teacher(train_xy, val_xy, config, eps=DEFAULT_EPS, steps=DEFAULT_STEPS,
-                  checkpoint_path=None, progress=True, arch=TEACHER_ARCH, frame_length=FRAME_LENGTH):
+                  checkpoint_path=None, progress=True, arch=TEACHER_ARCH, frame_length=FRAME_LENGTH,
+                  precision="fp32"):
     """The robust teacher: `arch` (transformer_large) with PGD adversarial training."""
     loss = PGDATLoss(eps, steps, seed=config.seed)
-    model, result = train(arch, loss, train_xy, val_xy, config, checkpoint_path, progress, frame_length)
+    model, result = train(arch, loss, train_xy, val_xy, config, checkpoint_path, progress, frame_length,
+                          precision)
     return model, result, loss.info()
 
 
 def train_student(method, train_xy, val_xy, config, teacher=None, checkpoint_path=None,
-                  progress=True, arch=STUDENT_ARCH, frame_length=FRAME_LENGTH, **loss_settings):
+                  progress=True, arch=STUDENT_ARCH, frame_length=FRAME_LENGTH, precision="fp32",
+                  **loss_settings):
     """A compact student trained by `method`; loss_settings go to make_loss."""
     loss = make_loss(method, teacher=teacher, seed=config.seed, **loss_settings)
-    model, result = train(arch, loss, train_xy, val_xy, config, checkpoint_path, progress, frame_length)
+    model, result = train(arch, loss, train_xy, val_xy, config, checkpoint_path, progress, frame_length,
+                          precision)
     return model, result, loss.info()
 
 
@@ -358,28 +364,27 @@ def eval_attacks(psr_db_list=DEFAULT_EVAL_PSR_DB, train_eps=DEFAULT_EPS, frame_l
 
 
 def whitebox(module, x, labels, snr_db, attack_list, pgd_steps=DEFAULT_EVAL_STEPS, seed=0,
-             batch_size=256, keep=(), progress=False):
+             batch_size=256, keep=(), progress=False, precision="fp32"):
     """Clean accuracy and accuracy under each (method, eps, psr_db) of attack_list crafted
-    against `module` itself (untargeted, true labels). Returns (report, kept) where kept
-    maps each (method, psr_db) in `keep` to its adversarial frames (for transfer)."""
-    clean = accuracy_report(labels, predict_logits(module, x).argmax(axis=1), snr_db)
+    against `module` itself (untargeted, true labels), the forward and backward passes
+    in `precision`. Returns (report, kept) where kept maps each (method, psr_db) in
+    `keep` to its adversarial frames (for transfer)."""
+    clean = accuracy_report(labels, predict_logits(module, x, precision=precision).argmax(axis=1), snr_db)
     report = {"clean": _slim(clean, keep_confusion=True), "attacks": []}
     kept = {}
-    for method, eps, psr in attack_list:
-        options = {"steps": pgd_steps} if method == "pgd" else {}
-        attack = attacks.make(method, module, eps=eps, seed=seed, frame_length=x.shape[-1], **options)
-        x_adv = attacks.attack_array(attack, x, labels, batch_size, progress)
-        predicted = predict_logits(module, x_adv).argmax(axis=1)
-        entry = {**attack.info(), "psr_db": psr, "description": attack.describe(),
-                 "measured_psr_db": measured_psr_db(x, x_adv)}
-        entry.update(_slim(accuracy_report(labels, predicted, snr_db)))
+    runs = under_attacks(module, x, [(method, eps, {"steps": pgd_steps} if method == "pgd" else {})
+                                     for method, eps, _ in attack_list],
+                         labels, seed, batch_size, progress, precision)
+    for (method, _, psr), (entry, x_adv, predictions) in zip(attack_list, runs):
+        entry["psr_db"] = psr   # the budget as asked for, the key reports and `keep` use
+        entry.update(_slim(accuracy_report(labels, predictions, snr_db)))
         report["attacks"].append(entry)
         if (method, psr) in keep:
             kept[(method, psr)] = x_adv
     return report, kept
 
 
-def transfer_matrix(modules, adversarial, labels):
+def transfer_matrix(modules, adversarial, labels, precision="fp32"):
     """accuracy[i][j]: target model j's accuracy on frames crafted against source model i.
     modules: name -> module (targets); adversarial: name -> x_adv (sources)."""
     sources, targets = list(adversarial), list(modules)
@@ -387,7 +392,8 @@ def transfer_matrix(modules, adversarial, labels):
     for source in sources:
         row = []
         for target in targets:
-            predicted = predict_logits(modules[target], adversarial[source]).argmax(axis=1)
+            predicted = predict_logits(modules[target], adversarial[source],
+                                       precision=precision).argmax(axis=1)
             row.append(float(np.mean(predicted == labels)))
         matrix.append(row)
     return {"sources": sources, "targets": targets, "accuracy": matrix}

@@ -84,7 +84,6 @@ def evaluate(model, recording, attacks=(), labels="truth", attack_options=None, 
     (steps, alpha, ...). Each attack entry carries its budget as eps and PSR dB, and the
     measured perturbation-to-signal power in dB.
     """
-    from .. import attacks as attack_library   # `attacks` is the parameter
     if labels not in ("truth", "predicted"):
         raise ValueError(f"labels must be 'truth' or 'predicted', got {labels!r}")
     x = recording.model_input()
@@ -95,16 +94,32 @@ def evaluate(model, recording, attacks=(), labels="truth", attack_options=None, 
               "clean": accuracy_report(recording.labels, clean_predictions, recording.snr_db),
               "attacks": []}
     attack_labels = recording.labels if labels == "truth" else clean_predictions
-    for method, eps in attacks:
-        attack = attack_library.make(method, model, eps=eps, seed=seed, precision=precision,
-                                     frame_length=recording.frame_length, **(attack_options or {}))
-        x_adv = attack_library.attack_array(attack, x, attack_labels, batch_size, progress)
-        predictions = predict_logits(model, x_adv, precision=precision).argmax(axis=1)
-        entry = {**attack.info(), "labels": labels, "description": attack.describe(),
-                 "measured_psr_db": measured_psr_db(x, x_adv)}
+    attack_list = [(method, eps, attack_options or {}) for method, eps in attacks]
+    for entry, _, predictions in under_attacks(model, x, attack_list, attack_labels, seed, batch_size,
+                                               progress, precision, fields={"labels": labels}):
         entry.update(accuracy_report(recording.labels, predictions, recording.snr_db))
         result["attacks"].append(entry)
     return result
+
+
+def under_attacks(model, x, attack_list, attack_labels, seed=0, batch_size=256, progress=False,
+                  precision="fp32", fields=None):
+    """Frames x [N, 2, L] under each (method, eps, options) of attack_list, crafted against
+    `model` itself (attacks.make; options such as steps go to it) away from attack_labels
+    [N] (towards them for a targeted attack), in batches of batch_size, in `precision`.
+
+    Yields (entry, x_adv, predictions) per attack: entry describes the attack (its
+    info(), then `fields`, its description and the measured PSR in dB) for the caller to
+    add an accuracy report to; predictions are the model's classes of x_adv."""
+    from .. import attacks
+    for method, eps, options in attack_list:
+        attack = attacks.make(method, model, eps=eps, seed=seed, precision=precision,
+                              frame_length=x.shape[-1], **options)
+        x_adv = attacks.attack_array(attack, x, attack_labels, batch_size, progress)
+        predictions = predict_logits(model, x_adv, precision=precision).argmax(axis=1)
+        entry = {**attack.info(), **(fields or {}), "description": attack.describe(),
+                 "measured_psr_db": measured_psr_db(x, x_adv)}
+        yield entry, x_adv, predictions
 
 
 def measured_psr_db(x, x_adv):

@@ -21,6 +21,7 @@ import torch
 from ..core import artifacts, budget, model_file, recording
 from ..core.splits import stratified_subset
 from ..learn import distill, training
+from ..models import precision as model_precision
 
 TEACHER_FILE = "transformer_large_pgd_at.pt"
 RESULTS_FILE = "distill_results.json"
@@ -49,8 +50,10 @@ class DistillSettings:
     eval_steps: int = distill.DEFAULT_EVAL_STEPS
     eval_frames: int = 0
     seed: int = 0
+    precision: str = "fp32"                 # of training, attacks and evaluation (models.precision)
 
     def __post_init__(self):
+        model_precision.check(self.precision, "--precision")
         self.students = _students(self.students)
         self.budgets = _floats(self.budgets, "--budgets")
         for name in ("lr", "temperature", "alpha", "attention_weight"):
@@ -123,7 +126,9 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
     distill_transfer.png). `teacher`: an existing robust teacher model file (default
     OUT_DIR/transformer_large_pgd_at.pt, trained if absent); `transfer_models`: extra
     model files for the transferability matrix; `log(text)`: progress lines (default:
-    stderr)."""
+    stderr). A model already in OUT_DIR is reused whatever precision it was trained in,
+    as training.fit resumes a checkpoint in another precision; its training block
+    records the precision."""
     from .figures import distill as distill_figures
 
     if log is None:
@@ -131,6 +136,7 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
     started = time.perf_counter()
     s = settings
     students, eps = s.students, s.training_eps
+    precision = model_precision.resolve(s.precision)
     transfer_models = [str(p) for p in transfer_models]
     extra_paths = [artifacts.existing_file(p, "--transfer-models") for p in transfer_models]
     teacher_path = artifacts.existing_file(teacher, "--teacher") if teacher else None
@@ -161,7 +167,7 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
         def train_teacher(checkpoint):
             model, result, info = distill.train_teacher(
                 train_xy, val_xy, teacher_config, eps, s.pgd_steps, checkpoint, progress,
-                frame_length=frame_length)
+                frame_length=frame_length, precision=precision)
             return model, result, info
         timings[teacher_path.stem] = _train_or_reuse(
             teacher_path, distill.TEACHER_ARCH, request, train_teacher, teacher_config, provenance,
@@ -193,7 +199,8 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
             return distill.train_student(method, train_xy, val_xy, student_config,
                                          teacher=teacher_model.module if uses_teacher else None,
                                          checkpoint_path=checkpoint, progress=progress,
-                                         frame_length=frame_length, **loss_settings)
+                                         frame_length=frame_length, precision=precision,
+                                         **loss_settings)
         timings[path.stem] = _train_or_reuse(
             path, distill.STUDENT_ARCH, request, train_student, student_config, provenance, frame_length,
             teacher_meta if uses_teacher else None, log)
@@ -210,7 +217,7 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
     eval_settings = {"attacks": [list(a) for a in attack_list], "pgd_steps": s.eval_steps,
                      "seed": s.seed, "frames": int(len(index)),
                      "subset_sha256": hashlib.sha256(index.tobytes()).hexdigest(),
-                     "test": digests["test"]["data_sha256"]}
+                     "test": digests["test"]["data_sha256"], "precision": precision}
     eval_id = hashlib.sha256(json.dumps(eval_settings, sort_keys=True).encode()).hexdigest()[:12]
 
     entries = [(teacher_path.stem, teacher_model, "teacher", attack_list)]
@@ -253,7 +260,7 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
             log(f"{name}: white-box evaluation on {len(index)} test frames")
             report, kept = distill.whitebox(loaded.module, x_test, y_test, snr_test, attack_pairs,
                                             s.eval_steps, s.seed, keep=[transfer_key],
-                                            progress=progress)
+                                            progress=progress, precision=precision)
             report["seconds"] = round(time.perf_counter() - t0, 1)
             x_adv = kept[transfer_key]
             with artifacts.atomic_path(stem.with_suffix(".npy")) as tmp:
@@ -267,10 +274,10 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
             "parameters": int(loaded.metadata.get("parameters") or 0),
             "training": {k: training_block.get(k) for k in
                          ("method", "settings", "epochs_run", "best_epoch", "best_val_acc", "seconds",
-                          "teacher") if k in training_block},
+                          "precision", "teacher") if k in training_block},
             "whitebox": report}
     log("transferability matrix")
-    transfer = distill.transfer_matrix(modules, adversarial, y_test)
+    transfer = distill.transfer_matrix(modules, adversarial, y_test, precision)
     transfer["attack"] = {"method": "pgd", "eps": transfer_attack[0][1], "psr_db": train_psr,
                           "steps": s.eval_steps,
                           "description": f"PGD eps {eps:g} (PSR {train_psr:.1f} dB), {s.eval_steps} steps"}
@@ -478,4 +485,5 @@ def _command_line(data_dir, out_dir, s, teacher, transfer_models):
         ("--attention-distance", s.attention_distance),
         ("--budgets", ",".join(_number_text(b) for b in s.budgets)),
         ("--eval-steps", s.eval_steps), ("--eval-frames", s.eval_frames),
-        ("--transfer-models", ",".join(transfer_models) or None), ("--seed", s.seed))
+        ("--transfer-models", ",".join(transfer_models) or None), ("--seed", s.seed),
+        ("--precision", None if s.precision == "fp32" else s.precision))   # as reproduce: not at the default
