@@ -402,7 +402,7 @@ def test_a_directory_given_as_a_recording_is_named_as_such(shapft, files, tmp_pa
 
 # --- the command line itself ----------------------------------------------------------------
 
-MY_COMMANDS = ("generate", "train", "attack", "evaluate", "explain", "mask", "finetune")
+MY_COMMANDS = ("generate", "train", "attack", "evaluate", "explain", "mask", "finetune", "uap", "robustness")
 
 
 @pytest.mark.parametrize("name", MY_COMMANDS)

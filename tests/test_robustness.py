@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 import shapft_testing
-from gnuradio.shapft.attacks import universal
-from gnuradio.shapft.core import masks, model_file, recording
+from gnuradio.shapft.core import masks, model_file, perturbation_file, recording
 from gnuradio.shapft.core.recording import Recording, to_model_input
+from gnuradio.shapft.models import stochastic
 from gnuradio.shapft.studies import robustness
 from test_cli_input import one_line_error
 
@@ -223,8 +223,8 @@ def test_expectation_over_transformation_breaks_a_randomized_defence(toys, tmp_p
     from gnuradio.shapft.studies.stages import classifier
     noisy, linear = (model_file.load(toys / name) for name in ("noisy.pt", "linear.pt"))
     x = to_model_input(shapft_testing.random_frames(4, LENGTH))
-    assert robustness.is_stochastic(classifier(noisy, LENGTH), x)
-    assert not robustness.is_stochastic(classifier(linear, LENGTH), x)
+    assert stochastic.is_stochastic(classifier(noisy, LENGTH), x)
+    assert not stochastic.is_stochastic(classifier(linear, LENGTH), x)
 
     single, = run(toys, tmp_path / "single", ["noisy.pt"], [-20.0], eot_samples=1).rows
     mean, = run(toys, tmp_path / "mean", ["noisy.pt"], [-20.0], eot_samples=16).rows
@@ -251,7 +251,7 @@ def test_a_lost_result_is_recomputed_alone_and_the_same(toys, ranked, tmp_path):
                            progress=False, log=notes.append)
     assert again.computed == [lost, f"{sha}_psr-10_uap.npz"]
     assert any(str(damaged) in note and "made again" in note for note in notes), notes
-    assert universal.load(damaged)[1]["model_sha256"] == model_file.load(toys / "rounded.pt").sha256
+    assert perturbation_file.load(damaged)[1]["model_sha256"] == model_file.load(toys / "rounded.pt").sha256
     assert without_seconds(again.rows) == without_seconds(board.rows)
     unchanged = run(toys, copy, ["constant.pt", "rounded.pt"])
     assert unchanged.computed == [] and unchanged.reused == len(board.rows) * 10
@@ -370,7 +370,7 @@ def test_the_command_end_to_end(shapft, tmp_path, shipped_models):
     for row in rows:
         assert row["n_frames"] == 22 and row["quick"] and row["eot_samples"] == 0 and row["psr_db"] == -20
         for threat in ("uap", "uap-shift"):
-            perturbation, info = universal.load(out / row["uap_files"][threat])
+            perturbation, info = perturbation_file.load(out / row["uap_files"][threat])
             assert perturbation.shape == (2, 128) and np.abs(perturbation).max() <= row["eps"]
             assert info["random_shift"] == (threat == "uap-shift") and info["model_sha256"] == row["model_sha256"]
     settings = json.loads((out / "settings.json").read_text())

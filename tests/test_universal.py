@@ -1,6 +1,6 @@
 """attacks.universal (universal adversarial perturbations) against closed forms on a
-linear model, against noise of the same budget on a small trained model, its shifts
-and files; and `shapft uap` end to end."""
+linear model, against noise of the same budget on a small trained model, its shifts;
+their files (core.perturbation_file); and `shapft uap` end to end."""
 import json
 import math
 import re
@@ -12,7 +12,7 @@ from torch import nn
 
 import shapft_testing
 from gnuradio.shapft.attacks import universal
-from gnuradio.shapft.core import budget, masks, model_file, recording
+from gnuradio.shapft.core import budget, masks, model_file, perturbation_file, recording
 from gnuradio.shapft.learn import training
 from gnuradio.shapft.learn.metrics import predict_logits
 
@@ -188,8 +188,8 @@ def test_a_uap_lowers_accuracy_on_unseen_frames_far_more_than_noise_of_its_budge
 
 def test_save_and_load_round_trip(tmp_path):
     p = np.random.default_rng(1).uniform(-0.05, 0.05, (2, 128)).astype(np.float32)
-    written = universal.save(tmp_path / "p.npz", p, {"norm": "linf", "eps": 0.05, "seed": 3, "model": "m.pt"})
-    loaded, info = universal.load(tmp_path / "p.npz")
+    written = perturbation_file.save(tmp_path / "p.npz", p, {"norm": "linf", "eps": 0.05, "seed": 3, "model": "m.pt"})
+    loaded, info = perturbation_file.load(tmp_path / "p.npz")
     np.testing.assert_array_equal(loaded, p)
     assert loaded.dtype == np.float32
     assert info == written
@@ -234,12 +234,12 @@ def test_load_refuses_malformed_and_foreign_files_naming_them(tmp_path):
     }
     for path, message in cases.items():
         with pytest.raises(ValueError, match=f"^perturbation file {path}: {message}") as caught:
-            universal.load(path)
+            perturbation_file.load(path)
         assert "\n" not in str(caught.value)
     with pytest.raises(FileNotFoundError, match="missing.npz: no such file"):
-        universal.load(tmp_path / "missing.npz")
+        perturbation_file.load(tmp_path / "missing.npz")
     with pytest.raises(ValueError, match="^perturbation: its linf size"):
-        universal.save(tmp_path / "out.npz", good + 0.2, {"norm": "linf", "eps": 0.1})
+        perturbation_file.save(tmp_path / "out.npz", good + 0.2, {"norm": "linf", "eps": 0.1})
     assert not (tmp_path / "out.npz").exists()
 
 
@@ -290,7 +290,7 @@ def test_the_command_writes_the_perturbation_and_prints_its_effect(shapft, files
                                "--eps", "0.2", "--epochs", "2", "--batch-size", "16", "--random-shift",
                                "--seed", "5", "--out", out, "--quiet")
     assert code == 0, err
-    p, info = universal.load(out)
+    p, info = perturbation_file.load(out)
     rec, check = recording.check_frames(recording.read(root / "tones"))
     model = model_file.load(root / "model.pt").module
     x = rec.model_input()
@@ -323,7 +323,7 @@ def test_the_command_attacks_a_masked_model_through_its_deletion(shapft, files, 
                           "--psr-db", "-15", "--norm", "linf", "--epochs", "1", "--out", tmp_path / "m.npz",
                           "--quiet")
     assert code == 0, err
-    p, info = universal.load(tmp_path / "m.npz")
+    p, info = perturbation_file.load(tmp_path / "m.npz")
     np.testing.assert_array_equal(p[:, drop], 0)     # no gradient reaches deleted samples
     assert np.abs(np.delete(p, drop, axis=1)).max() > 0
     assert info["mask_applied"] == len(drop) and info["psr_db"] == pytest.approx(-15.0)
@@ -350,12 +350,9 @@ def test_the_command_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     assert code == 2 and "exists; pass --force" in err
 
 
-def test_the_command_has_help_for_every_option(capsys):
-    import argparse
-    from gnuradio.shapft.cli import main, uap
-    parser = argparse.ArgumentParser()
-    uap.add_arguments(parser)
-    assert [action.dest for action in parser._actions if not action.help] == []
+def test_the_command_help_describes_it(capsys):
+    # that every option has help: test_cli_input.MY_COMMANDS
+    from gnuradio.shapft.cli import main
     with pytest.raises(SystemExit):
         main(["uap", "--help"])
     text = capsys.readouterr().out

@@ -16,9 +16,9 @@ import pmt
 import torch
 from gnuradio import blocks, gr, gr_unittest
 
-from gnuradio.shapft import attacks, fgsm_injector
+from gnuradio.shapft import attacks, fgsm_injector, grc
 from gnuradio.shapft.attacks import universal
-from gnuradio.shapft.core import model_file, masks
+from gnuradio.shapft.core import model_file, masks, perturbation_file
 from gnuradio.shapft.models import masked
 import shapft_testing
 from gnuradio.shapft.core.radioml import CLASSES
@@ -283,7 +283,7 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         rng = np.random.default_rng(21)
         perturbation = rng.uniform(-eps, eps, (2, length)).astype(np.float32)
         path = os.path.join(self.dir.name, name)
-        universal.save(path, perturbation, {"norm": "linf", "eps": eps})
+        perturbation_file.save(path, perturbation, {"norm": "linf", "eps": eps})
         return path, perturbation
 
     def run_universal(self, frames, labels, window=None, **kwargs):
@@ -362,6 +362,7 @@ class qa_fgsm_injector(gr_unittest.TestCase):
                     fgsm_injector("", method="uap", **kwargs)
         injector = fgsm_injector("", method="uap", perturbation_path=path)
         self.assertEqual(injector.frame_length, 64)
+        self.assertEqual(grc.perturbation_length(path), 64)   # GRC sizes the ports as the block does
         with self.assertRaisesRegex(ValueError, "^eps: method uap"):
             injector.set_eps(0.1)
         with self.assertRaisesRegex(ValueError, "^psr_db: method uap"):

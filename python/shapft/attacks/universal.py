@@ -19,30 +19,19 @@ over shifts (expectation over transformation: Athalye et al., "Synthesizing Robu
 Adversarial Examples", arXiv:1707.07397): a perturbation that works without frame
 synchronisation, as over the air. Nothing is clipped: these are radio samples.
 
-A perturbation file (save/load, docs/formats.md) is what `shapft uap` writes and the
-fgsm_injector block's method 'uap' adds to a stream.
+A perturbation's file (what `shapft uap` writes and the fgsm_injector block's method
+'uap' adds to a stream) is core.perturbation_file.
 """
-import dataclasses
-import json
-import math
-import zipfile
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import __version__
-from ..blocks import params
-from ..core import artifacts, budget, model_file, recording
+from ..core import budget, params
 from ..models import precision as precision_module
 from .library import contain
 
-FORMAT = "shapft-uap/1"
-METHOD = "uap"
 STEP_FRACTION = 10        # default step: eps / STEP_FRACTION, or larger so that
 STEP_PATH = 2.5           # all steps add up to at least STEP_PATH * eps
-_BUDGET_SLACK = 1e-6      # what load() allows a hand-written file beyond its eps (float32 rounding)
 
 
 def compute(model, x, labels, eps=None, psr_db=None, norm="linf", epochs=5, batch_size=256, step=None,
@@ -152,118 +141,6 @@ def _roll_index(shifts, length):
     return (np.arange(length)[None, :] - np.asarray(shifts)[:, None]) % length
 
 
-# --- files -----------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Universal:
-    """A universal perturbation as the injector adds it: the array, its file's info,
-    and whether each frame gets it at a random circular shift."""
-    perturbation: np.ndarray   # float32 [2, L]
-    info: dict
-    random_shift: bool = False
-    name = METHOD
-
-    @property
-    def norm(self):
-        return self.info["norm"]
-
-    @property
-    def eps(self):
-        return float(self.info["eps"])
-
-    @property
-    def frame_length(self):
-        return self.perturbation.shape[1]
-
-    @property
-    def psr_db(self):
-        return budget.eps_to_psr_db(self.eps, self.norm, self.frame_length)
-
-    def describe(self):
-        """'UAP (linf) eps 0.05 (PSR -23.0 dB), computed over random shifts, added at a
-        random shift per frame' (the shift parts only when they apply)."""
-        parts = [f"UAP ({self.norm}) {budget.describe(self.eps, self.norm, self.frame_length)}"]
-        if self.info.get("random_shift"):
-            parts.append("computed over random shifts")
-        if self.random_shift:
-            parts.append("added at a random shift per frame")
-        return ", ".join(parts)
-
-
-def save(path, perturbation, info):
-    """Write a perturbation [2, L] and its info (a JSON-serialisable dict with at least
-    `norm` and `eps`, the budget it keeps) as a `.npz`, atomically (docs/formats.md).
-    `method`, `psr_db`, `frame_length` and `shapft_version` are filled in; returns the
-    info as written."""
-    perturbation = np.asarray(perturbation, dtype=np.float32)
-    if not isinstance(info, dict):
-        raise ValueError(f"info: must be a dict, got {type(info).__name__}")
-    info = dict(info)
-    _check(perturbation, info, "perturbation")
-    psr_db = budget.eps_to_psr_db(float(info["eps"]), info["norm"], perturbation.shape[1])
-    info.update(method=METHOD, psr_db=psr_db if math.isfinite(psr_db) else None,
-                frame_length=perturbation.shape[1], shapft_version=__version__)
-    try:
-        text = json.dumps(info, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"info: not JSON-serialisable ({err})") from None
-    with artifacts.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, format=np.asarray(FORMAT), perturbation=perturbation, info=np.asarray(text))
-    return info
-
-
-def load(path):
-    """(perturbation float32 [2, L], info dict) from a file save() wrote; a ValueError
-    naming the path for anything else (FileNotFoundError when there is no file)."""
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"perturbation file {path}: not a .npz perturbation file ({err})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):   # a bare .npy array
-        raise ValueError(f"perturbation file {path}: a .npy array, not a .npz perturbation file")
-    try:
-        with npz:
-            content = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"perturbation file {path}: cannot be read ({err})") from None
-    missing = [name for name in ("format", "perturbation", "info") if name not in content]
-    if missing:
-        raise ValueError(f"perturbation file {path}: lacks {', '.join(missing)}")
-    if content["format"].shape != () or content["format"].item() != FORMAT:
-        raise ValueError(f"perturbation file {path}: format {content['format']!r}, expected {FORMAT}")
-    try:
-        info = json.loads(str(content["info"].item()))
-    except ValueError as err:
-        raise ValueError(f"perturbation file {path}: info is not JSON ({err})") from None
-    perturbation = content["perturbation"]
-    if perturbation.dtype != np.float32:
-        raise ValueError(f"perturbation file {path}: perturbation is {perturbation.dtype}, expected float32")
-    _check(perturbation, info, f"perturbation file {path}", slack=_BUDGET_SLACK)
-    return perturbation, info
-
-
-def _check(perturbation, info, source, slack=0.0):
-    """Refuse a perturbation that is not finite [2, L], or info without a valid budget
-    that the perturbation keeps (up to `slack`, relative)."""
-    if perturbation.ndim != 2 or perturbation.shape[0] != 2 or perturbation.shape[1] < 1:
-        raise ValueError(f"{source}: shaped {perturbation.shape}, expected [2, L]")
-    if not np.isfinite(perturbation).all():
-        raise ValueError(f"{source}: has non-finite values")
-    if not isinstance(info, dict):
-        raise ValueError(f"{source}: info must be a JSON object, got {type(info).__name__}")
-    if info.get("norm") not in budget.NORMS:
-        raise ValueError(f"{source}: info norm {info.get('norm')!r} is not one of {', '.join(budget.NORMS)}")
-    eps = info.get("eps")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"{source}: info eps {eps!r} is not a finite number >= 0")
-    values = perturbation.astype(np.float64)
-    size = np.abs(values).max() if info["norm"] == "linf" else np.sqrt(np.sum(values ** 2))
-    if size > eps * (1 + slack):
-        raise ValueError(f"{source}: its {info['norm']} size {size:.6g} exceeds its eps {eps:g}")
-
-
 # --- the ascent --------------------------------------------------------------------------
 
 def _frames(x, labels):
@@ -321,72 +198,3 @@ def _project(perturbation, norm, eps):
 def _within(perturbation, norm, eps):
     """The perturbation inside its budget exactly (float32 rounding can leave a hair above)."""
     return contain(np.zeros((1, *perturbation.shape), np.float32), perturbation[None], eps, norm)[0]
-
-
-# --- `shapft uap` ------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Computed:
-    path: Path                # the written perturbation file
-    universal: Universal      # the perturbation and its info
-    accuracy: dict            # the model's accuracy on the frames: clean, perturbed, shifted
-    check: object             # core.recording.FrameCheck: the invalid frames left out
-
-    @property
-    def frames(self):
-        return self.universal.info["frames"]
-
-
-# compute()'s parameters as `shapft uap` names them in errors
-_OPTIONS = {"eps": "--eps", "psr_db": "--psr-db", "eps/psr_db": "--eps/--psr-db", "norm": "--norm",
-            "epochs": "--epochs", "batch_size": "--batch-size", "step": "--step"}
-
-
-def compute_recording(model, data, out, eps=None, psr_db=None, norm="linf", epochs=5, batch_size=256,
-                      step=None, random_shift=False, seed=0, precision="fp32", invalid_frames="skip",
-                      force=False, progress=True):
-    """What `shapft uap` does: compute() for model file `model` on the valid frames of
-    recording `data` (labelled with their true classes), save() it to `out` with its
-    provenance, and measure the model's accuracy on those frames clean, with the
-    perturbation added, and added at random shifts (apply(), seeded by seed). A model
-    that carries a mask is attacked through its deletion on full-length frames. Invalid
-    frames are left out and counted (or refused: invalid_frames="error"). Errors name
-    the command-line option."""
-    from ..learn.metrics import predict_logits
-    from ..studies import stages
-
-    loaded = model_file.load(artifacts.existing_file(model, "--model"))
-    data_meta = stages.recording_path(data, "--data")
-    out = stages.writable_output(out, "--out", force)
-    source, check = stages.read_recording(data_meta, "--data", loaded, invalid_frames)
-    length = source.frame_length
-    try:
-        eps, norm, epochs, batch_size, step_used = settings(eps, psr_db, norm, epochs, batch_size, step,
-                                                            len(source), length)
-    except ValueError as err:
-        name, _, message = str(err).partition(": ")
-        raise ValueError(f"{_OPTIONS[name]}: {message}") from None
-    budget.warn_if_above_signal(eps, norm, length, "--psr-db" if psr_db is not None else "--eps")
-    module = stages.classifier(loaded, length)
-    x = source.model_input()
-    perturbation = compute(module, x, source.labels, eps=eps, norm=norm, epochs=epochs, batch_size=batch_size,
-                           step=step, random_shift=random_shift, seed=seed, precision=precision,
-                           progress=progress)
-    accuracy = {}
-    for name, frames in (("clean", x), ("perturbed", apply(x, perturbation)),
-                         ("shifted", apply(x, perturbation, shift=True, seed=seed))):
-        predicted = predict_logits(module, frames, precision=precision).argmax(axis=1)
-        accuracy[name] = float(np.mean(predicted == source.labels))
-    command = artifacts.command_line(
-        "uap", ("--model", model), ("--data", data), ("--eps", None if psr_db is not None else eps),
-        ("--psr-db", psr_db), ("--norm", norm), ("--epochs", epochs), ("--batch-size", batch_size),
-        ("--step", step), ("--random-shift", random_shift), ("--seed", seed), ("--precision", precision),
-        ("--invalid-frames", invalid_frames), ("--out", out))
-    info = {"norm": norm, "eps": eps, "random_shift": random_shift, "model": loaded.path.name,
-            "model_sha256": loaded.sha256, "data": data_meta.name,
-            "data_sha256": artifacts.sha256_file(recording.paths(data_meta)[1]), "frames": len(source),
-            "epochs": epochs, "batch_size": batch_size, "step": step_used, "seed": seed,
-            "precision": precision_module.resolve(precision), "mask_applied": stages.mask_applied(loaded, length),
-            "accuracy": accuracy, **check.as_json(), "command": command}
-    info = save(out, perturbation, info)
-    return Computed(out, Universal(perturbation, info), accuracy, check)

@@ -6,9 +6,8 @@ import pmt
 import torch
 from gnuradio import gr
 
-from ..core import artifacts
+from ..core import artifacts, params
 from ..models import precision as model_precision
-from . import params
 from .guard import ErrorLog, QuietBuffers
 from .runtime import WorkerBlock, check_vector_length, load_model
 from .tags import window_tags

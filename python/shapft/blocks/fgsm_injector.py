@@ -7,16 +7,16 @@ from gnuradio import gr
 
 from .. import attacks
 from ..attacks import universal
+from ..core import params, perturbation_file
 from ..models import masked
 from ..models import precision as model_precision
-from . import params
 from .guard import ErrorLog, QuietBuffers
 from .runtime import WorkerBlock, check_vector_length, load_model
 from .tags import window_tags
 from ..core.recording import frame_validity, from_model_input, to_model_input
 
 LABEL_SOURCES = ("tag", "predicted")
-METHODS = (*attacks.METHODS, universal.METHOD)
+METHODS = (*attacks.METHODS, perturbation_file.METHOD)
 CHUNK_BATCHES = 1        # per worker: a batch takes long enough that releases cost little
 BUFFER_CHUNKS = 4        # room in the output buffer: chunks queued while one is released
 
@@ -42,7 +42,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
     batch, so the start a frame gets depends on how frames fall into batches.
 
     Method 'uap' adds a universal adversarial perturbation from `perturbation_path` (a
-    file of `shapft uap`, attacks.universal) to every frame, without a model
+    file of `shapft uap`, core.perturbation_file) to every frame, without a model
     (model_path may be empty and is not read), as universal.apply does: unshifted, or
     with `random_shift` circularly shifted by an independent random amount per frame,
     drawn frame by frame from a generator seeded by `seed`, so the same seed and frames
@@ -65,7 +65,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         method = params.text(method, "method").lower()
         if method not in METHODS:
             raise ValueError(f"method: unknown attack method {method!r}; expected one of {', '.join(METHODS)}")
-        if method != universal.METHOD:   # uap needs no model
+        if method != perturbation_file.METHOD:   # uap needs no model
             model_path = params.file_path(model_path, "model_path")
         precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS))
         if psr_db is not None:
@@ -83,7 +83,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         self.num_threads = num_threads or torch.get_num_threads()
         self.chunks = None
         self.settings = dict(method=method, steps=steps, seed=seed, precision=precision)
-        if method == universal.METHOD:
+        if method == perturbation_file.METHOD:
             self.attack = self._load_perturbation(perturbation_path, random_shift)
             self.frame_length = self.attack.frame_length
             check_vector_length(vector_length, self.frame_length, perturbation_path)
@@ -102,7 +102,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         self.error_log = ErrorLog(self.logger)
         self.failed = False   # after an error: frames leave as all-zero frames
         self.lock = threading.Lock()
-        if method == universal.METHOD:
+        if method == perturbation_file.METHOD:
             return
         self.classes = self.model.classes
         self.attack = self._make_attack(eps if psr_db is None else None, psr_db)
@@ -117,13 +117,13 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         generator; errors name perturbation_path."""
         path = params.file_path(path, "perturbation_path")
         try:
-            perturbation, info = universal.load(path)
+            perturbation, info = perturbation_file.load(path)
         except (FileNotFoundError, ValueError) as err:
             raise ValueError(f"perturbation_path: {err}") from None
         shifted = universal.circular_shifts(perturbation) if random_shift else perturbation[None]
         self.rows = from_model_input(shifted)
         self.shift_generator = np.random.default_rng(self.settings["seed"]) if random_shift else None
-        return universal.Universal(perturbation, info, random_shift)
+        return perturbation_file.Universal(perturbation, info, random_shift)
 
     def _make_attack(self, eps, psr_db):
         """The attack at budget eps or psr_db with the block's settings; errors name the parameter."""
@@ -147,7 +147,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
     def start(self):
         """Start the workers (each warms the attack up); an error leaves the block failed.
         Method uap needs none."""
-        if self.settings["method"] != universal.METHOD:
+        if self.settings["method"] != perturbation_file.METHOD:
             self._start_workers(self._warm_up, CHUNK_BATCHES)
         return True
 
@@ -163,7 +163,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         if self.failed:
             return self._drop(out)
         try:
-            if self.settings["method"] == universal.METHOD:
+            if self.settings["method"] == perturbation_file.METHOD:
                 return self._add_universal(input_items[0], out)
             start = self.nitems_read(0)
             self.chunks.queue(input_items[0], start, self._perturbation)
@@ -249,7 +249,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
             self.attack = attack
 
     def _refuse_with_universal(self, name):
-        if self.settings["method"] == universal.METHOD:
+        if self.settings["method"] == perturbation_file.METHOD:
             raise ValueError(f"{name}: method uap adds the budget of its perturbation_path file; "
                              "it cannot change while running")
 

@@ -1,6 +1,7 @@
-"""What GNU Radio Companion evaluates: port sizes from model and mask files (read
-without loading torch), the shipped models by name, and the demo's closing table."""
-from ..core import masks, model_file, shipped
+"""What GNU Radio Companion evaluates: port sizes from model, mask and perturbation
+files (read without loading torch), the shipped models by name, and the demo's closing
+table."""
+from ..core import masks, model_file, perturbation_file, shipped
 
 
 def model_frame_length(model_path):
@@ -21,6 +22,11 @@ def mask_input_length(mask_path):
 def mask_output_length(mask_path, mode="drop"):
     """negative_point_mask's output vector length."""
     return masks.output_length(mask_path, mode)
+
+
+def perturbation_length(perturbation_path):
+    """Vector length of a universal perturbation file (fgsm_injector's ports with method uap)."""
+    return perturbation_file.load(perturbation_path)[0].shape[1]
 
 
 def shipped_model(name):

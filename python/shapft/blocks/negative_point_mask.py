@@ -2,8 +2,7 @@
 import numpy as np
 from gnuradio import gr
 
-from ..core import masks
-from . import params
+from ..core import masks, params
 from .guard import ErrorLog, QuietBuffers
 
 # GNU Radio's default buffer holds ~32 frames: a classifier sink downstream would

@@ -46,10 +46,10 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..attacks import universal
+    from ..studies import stages
 
     common.apply_threads(args)
-    done = universal.compute_recording(
+    done = stages.uap_recording(
         args.model, args.data, args.out, eps=args.eps, psr_db=args.psr_db, norm=args.norm, epochs=args.epochs,
         batch_size=args.batch_size, step=args.step, random_shift=args.random_shift, seed=args.seed,
         precision=args.precision, invalid_frames=args.invalid_frames, force=args.force, progress=not args.quiet)

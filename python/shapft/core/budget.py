@@ -65,6 +65,13 @@ def describe(eps, norm="linf", frame_length=FRAME_LENGTH):
     return f"eps {eps:g} (PSR {psr_text} dB)"
 
 
+def psr_text(psr_db):
+    """A PSR in dB as the shortest text that reads back exactly ('-25', not '-25.0'): how
+    command lines and file names spell a budget."""
+    short = f"{psr_db:g}"
+    return short if float(short) == psr_db else repr(psr_db)
+
+
 def _check_norm(norm):
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")

@@ -467,12 +467,6 @@ def _convert(text, kind, option):
     return text
 
 
-def _number_text(value):
-    """A float as the shortest text that reads back exactly ('-25', not '-25.0')."""
-    short = f"{value:g}"
-    return short if float(short) == value else repr(value)
-
-
 def _command_line(data_dir, out_dir, s, teacher, transfer_models):
     """The `shapft distill` command of this study, every option spelled out (provenance)."""
     return artifacts.command_line(
@@ -483,7 +477,7 @@ def _command_line(data_dir, out_dir, s, teacher, transfer_models):
         ("--pgd-steps", s.pgd_steps), ("--temperature", s.temperature), ("--alpha", s.alpha),
         ("--attention-weight", s.attention_weight), ("--attention-heads", s.attention_heads),
         ("--attention-distance", s.attention_distance),
-        ("--budgets", ",".join(_number_text(b) for b in s.budgets)),
+        ("--budgets", ",".join(budget.psr_text(b) for b in s.budgets)),
         ("--eval-steps", s.eval_steps), ("--eval-frames", s.eval_frames),
         ("--transfer-models", ",".join(transfer_models) or None), ("--seed", s.seed),
         ("--precision", None if s.precision == "fp32" else s.precision))   # as reproduce: not at the default

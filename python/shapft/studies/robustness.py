@@ -38,14 +38,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from .. import __version__
-from ..core import artifacts, budget, model_file, recording, shipped
+from ..core import artifacts, budget, model_file, perturbation_file, recording, shipped
 from ..core.splits import stratified_subset
 from ..models import precision as model_precision
+from ..models.stochastic import ExpectedLogits, is_stochastic
 from . import stages
-from .distill import _number_text as number_text   # a PSR as the shortest text that reads back exactly
 
 DEFAULT_PSR_DB = (-30.0, -25.0, -20.0, -15.0)
 REFERENCE_PSR_DB = -20.0     # the leaderboard is ranked at the PSR closest to this
@@ -114,7 +113,7 @@ def psr_levels(values):
         if not math.isfinite(level):
             raise ValueError(f"--psr-db: {value!r} is not a finite number")
         if level in levels:
-            raise ValueError(f"--psr-db: {number_text(level)} is given twice")
+            raise ValueError(f"--psr-db: {budget.psr_text(level)} is given twice")
         levels.append(level)
     if not levels:
         raise ValueError("--psr-db: give at least one budget")
@@ -134,35 +133,6 @@ class Leaderboard:
     paths: list            # files written (not the cache)
     computed: list         # names of the cache files this run computed
     reused: int            # results taken from the cache
-
-
-class ExpectedLogits(nn.Module):
-    """The mean of a stochastic model's logits over `samples` forward passes: the model
-    an attacker who knows the randomness differentiates (EOT)."""
-
-    def __init__(self, model, samples):
-        super().__init__()
-        self.model = model
-        self.samples = int(samples)
-
-    def forward(self, x):
-        total = self.model(x).float()
-        for _ in range(self.samples - 1):
-            total = total + self.model(x).float()
-        return total / self.samples
-
-
-def is_stochastic(module, x):
-    """Whether `module`'s eval-mode logits differ between two passes on the frames x
-    (numpy [N, 2, L]). The caller's random streams are left as they were."""
-    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    was_training = getattr(module, "training", False)
-    module.eval()
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            return not torch.equal(module(x), module(x))
-    finally:
-        module.train(was_training)
 
 
 def bootstrap_ci(correct, resamples=1000, seed=0):
@@ -373,7 +343,7 @@ class _Study:
     def _entry(self, context, name, todo):
         """(predictions [N], -1 for frames not attacked; seconds) of one attack or threat
         on the frames `todo`, from the cache or computed and cached."""
-        path = self.cache / f"{context.loaded.sha256[:12]}_psr{number_text(context.level)}_{name}.npz"
+        path = self.cache / f"{context.loaded.sha256[:12]}_psr{budget.psr_text(context.level)}_{name}.npz"
         extra = self._extra(context, name)
         context.bar.set_postfix_str(name)
         cached = _read_entry(path, todo, extra)
@@ -398,7 +368,7 @@ class _Study:
         return predictions, seconds
 
     def _seed(self, name, level, restart=0):
-        text = f"{self.s.seed}:{number_text(level)}:{name}:{restart}".encode()
+        text = f"{self.s.seed}:{budget.psr_text(level)}:{name}:{restart}".encode()
         return int.from_bytes(hashlib.sha256(text).digest()[:4], "little")
 
     def _score(self, module, x):
@@ -464,7 +434,7 @@ class _Study:
         are cached once per surrogate and budget, for every model attacked with it; each
         row's seconds include crafting them."""
         surrogate = self.surrogates[context.loaded.sha256]
-        path = self.cache / f"transfer_{surrogate.sha256[:12]}_psr{number_text(context.level)}.npz"
+        path = self.cache / f"transfer_{surrogate.sha256[:12]}_psr{budget.psr_text(context.level)}.npz"
         crafted = None
         if path.exists():
             with np.load(path) as content:
@@ -497,8 +467,8 @@ class _Study:
             perturbation = universal.compute(
                 context.attacked, self.uap_x, self.uap_y, eps=context.eps, norm="linf", epochs=self.s.uap_epochs,
                 batch_size=UAP_BATCH_SIZE, random_shift=shift, seed=wanted["seed"], precision=self.precision)
-            universal.save(self.out / self._uap_name(context.loaded, context.level, threat), perturbation,
-                           {"model": context.loaded.path.name, "frame_length": self.length, **wanted})
+            perturbation_file.save(self.out / self._uap_name(context.loaded, context.level, threat), perturbation,
+                                   {"model": context.loaded.path.name, "frame_length": self.length, **wanted})
         x_adv = universal.apply(self.x[index], perturbation, shift=shift,
                                 seed=self._seed(threat + " shifts", context.level))
         return self._score(context.module, x_adv)
@@ -513,12 +483,11 @@ class _Study:
     def _stored_uap(self, context, threat):
         """The perturbation OUT/uap holds for this model, budget and settings, else None (a
         damaged file is reported and made again)."""
-        from ..attacks import universal
         path = self.out / self._uap_name(context.loaded, context.level, threat)
         if not path.exists():
             return None
         try:
-            perturbation, info = universal.load(path)
+            perturbation, info = perturbation_file.load(path)
         except ValueError as err:
             self.log(f"{err}; made again")
             return None
@@ -531,7 +500,7 @@ class _Study:
     @staticmethod
     def _uap_name(loaded, level, threat):
         """The universal perturbation's file, relative to OUT."""
-        return f"uap/{loaded.path.stem}_psr{number_text(level)}{'_shift' if threat == 'uap-shift' else ''}.npz"
+        return f"uap/{loaded.path.stem}_psr{budget.psr_text(level)}{'_shift' if threat == 'uap-shift' else ''}.npz"
 
     # --- the row --------------------------------------------------------------------
     def _row(self, context, clean, entries):
@@ -736,7 +705,7 @@ def command_line(models, data, out, levels, settings, surrogate=None, uap_data=N
     changed = lambda name: (getattr(settings, name) if getattr(settings, name)   # noqa: E731
                             != getattr(quick_defaults, name) else None)
     head = shlex.join(["shapft", "robustness", "--models", *map(str, models),
-                       "--psr-db", *map(number_text, levels)])
+                       "--psr-db", *map(budget.psr_text, levels)])
     tuned = [(f"--{name.replace('_', '-')}", changed(name)) for name in (
         "frames", "restarts", "pgd_steps", "apgd_iterations", "dlr_targets", "square_queries", "eot_samples",
         "uap_epochs", "bootstrap")]

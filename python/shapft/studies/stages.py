@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import artifacts, budget, masks, model_file, recording
+from ..core import artifacts, budget, masks, model_file, perturbation_file, recording
 from ..core.radioml import class_index
 
 
@@ -268,6 +268,78 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
                               f"of {data_meta.name}", overwrite=force)
     predictions = predict_logits(module, x_adv, precision=precision).argmax(axis=1)
     return Attacked(written, len(source), attack.describe(), attack_labels, predictions, source.labels, check)
+
+
+# --------------------------------------------------------------------------------------
+# uap
+# --------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Computed:
+    path: Path                               # the written perturbation file
+    universal: perturbation_file.Universal   # the perturbation and its info
+    accuracy: dict                           # the model's accuracy on the frames: clean, perturbed, shifted
+    check: object                            # core.recording.FrameCheck: the invalid frames left out
+
+    @property
+    def frames(self):
+        return self.universal.info["frames"]
+
+
+# attacks.universal.settings()'s parameters as `shapft uap` names them in errors
+_UAP_OPTIONS = {"eps": "--eps", "psr_db": "--psr-db", "eps/psr_db": "--eps/--psr-db", "norm": "--norm",
+                "epochs": "--epochs", "batch_size": "--batch-size", "step": "--step"}
+
+
+def uap_recording(model, data, out, eps=None, psr_db=None, norm="linf", epochs=5, batch_size=256,
+                  step=None, random_shift=False, seed=0, precision="fp32", invalid_frames="skip",
+                  force=False, progress=True):
+    """What `shapft uap` does: attacks.universal.compute() for model file `model` on the
+    valid frames of recording `data` (labelled with their true classes), saved to `out`
+    with its provenance (core.perturbation_file), and the model's accuracy on those
+    frames clean, with the perturbation added, and added at random shifts
+    (universal.apply(), seeded by seed). A model that carries a mask is attacked through
+    its deletion on full-length frames. Invalid frames are left out and counted (or
+    refused: invalid_frames="error")."""
+    from ..attacks import universal
+    from ..learn.metrics import predict_logits
+    from ..models import precision as precision_module
+
+    loaded = model_file.load(artifacts.existing_file(model, "--model"))
+    data_meta = recording_path(data, "--data")
+    out = writable_output(out, "--out", force)
+    source, check = read_recording(data_meta, "--data", loaded, invalid_frames)
+    length = source.frame_length
+    try:
+        eps, norm, epochs, batch_size, step_used = universal.settings(eps, psr_db, norm, epochs, batch_size, step,
+                                                                      len(source), length)
+    except ValueError as err:
+        name, _, message = str(err).partition(": ")
+        raise ValueError(f"{_UAP_OPTIONS[name]}: {message}") from None
+    budget.warn_if_above_signal(eps, norm, length, "--psr-db" if psr_db is not None else "--eps")
+    module = classifier(loaded, length)
+    x = source.model_input()
+    perturbation = universal.compute(module, x, source.labels, eps=eps, norm=norm, epochs=epochs,
+                                     batch_size=batch_size, step=step, random_shift=random_shift, seed=seed,
+                                     precision=precision, progress=progress)
+    accuracy = {}
+    for name, frames in (("clean", x), ("perturbed", universal.apply(x, perturbation)),
+                         ("shifted", universal.apply(x, perturbation, shift=True, seed=seed))):
+        predicted = predict_logits(module, frames, precision=precision).argmax(axis=1)
+        accuracy[name] = float(np.mean(predicted == source.labels))
+    command = artifacts.command_line(
+        "uap", ("--model", model), ("--data", data), ("--eps", None if psr_db is not None else eps),
+        ("--psr-db", psr_db), ("--norm", norm), ("--epochs", epochs), ("--batch-size", batch_size),
+        ("--step", step), ("--random-shift", random_shift), ("--seed", seed), ("--precision", precision),
+        ("--invalid-frames", invalid_frames), ("--out", out))
+    info = {"norm": norm, "eps": eps, "random_shift": random_shift, "model": loaded.path.name,
+            "model_sha256": loaded.sha256, "data": data_meta.name,
+            "data_sha256": artifacts.sha256_file(recording.paths(data_meta)[1]), "frames": len(source),
+            "epochs": epochs, "batch_size": batch_size, "step": step_used, "seed": seed,
+            "precision": precision_module.resolve(precision), "mask_applied": mask_applied(loaded, length),
+            "accuracy": accuracy, **check.as_json(), "command": command}
+    info = perturbation_file.save(out, perturbation, info)
+    return Computed(out, perturbation_file.Universal(perturbation, info), accuracy, check)
 
 
 # --------------------------------------------------------------------------------------

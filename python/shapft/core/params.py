@@ -1,6 +1,7 @@
-"""Checks of the blocks' constructor and callback arguments, free of GNU Radio: each
-returns the value in the type the block uses, or raises naming the parameter
-(TypeError for a value of the wrong type, ValueError for a bad value)."""
+"""Checks of arguments by name, for the blocks' constructors and callbacks and the
+library functions they share (free of torch and GNU Radio): each returns the value in
+the type the caller uses, or raises naming the parameter (TypeError for a value of the
+wrong type, ValueError for a bad value)."""
 import math
 import numbers
 import os
