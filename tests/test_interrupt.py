@@ -29,7 +29,7 @@ def start_generate(out):
     all, so a SIGINT finds workers running flowgraphs, starting them or between two.
     stderr is collected by a thread. Returns (process, stderr chunks, an event set
     once the progress bar shows, i.e. the worker pool runs, the reading thread)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+    env = package_env()
     process = subprocess.Popen(
         [sys.executable, "-m", "gnuradio.shapft.cli", "generate", "--preset", "custom", "--frames", "4",
          "--snrs=-20:18:2", "--out", str(out), "--seed", "3"],
@@ -44,6 +44,31 @@ def start_generate(out):
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     return process, chunks, generating, reader
+
+
+def package_env(**extra):
+    """The environment of a `shapft` subprocess that imports the package under test."""
+    return dict(os.environ, **extra,
+                PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+
+
+def interrupt_group(process, timeout, still_running):
+    """SIGINT to `process`'s group; returns (exit code, or a text saying it did not exit
+    within `timeout` s; seconds from SIGINT to exit; still_running(pgid))."""
+    os.killpg(process.pid, signal.SIGINT)
+    interrupted_at = time.monotonic()
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        code = f"none: still running {timeout} s after SIGINT"
+    return code, time.monotonic() - interrupted_at, still_running(process.pid)
+
+
+def kill_group_if(process, stray):
+    """Kill `process`'s group if the process still runs or `stray` says its group does."""
+    if process.poll() is None or stray:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def group_alive(pgid):
@@ -65,15 +90,9 @@ def test_ctrl_c_exits_promptly_and_cleanly(tmp_path):
         try:
             assert generating.wait(30), b"".join(chunks).decode(errors="replace")
             time.sleep(delay)
-            os.killpg(process.pid, signal.SIGINT)
-            interrupted_at = time.monotonic()
-            code = process.wait(timeout=10)
-            exit_seconds = time.monotonic() - interrupted_at
-            stray = group_alive(process.pid)
+            code, exit_seconds, stray = interrupt_group(process, 10, group_alive)
         finally:
-            if process.poll() is None or stray:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            kill_group_if(process, stray)
         reader.join(5)
         process.stderr.close()
         err = b"".join(chunks).decode(errors="replace")
@@ -131,8 +150,7 @@ def interrupted_reproduce(out, ready, delay):
     and send it SIGINT `delay` seconds after ready(its stdout so far) holds. Returns (exit
     code, stderr, seconds from SIGINT to exit, the models written before the SIGINT,
     whether a process of the group ran on); a command still running is killed."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+    env = package_env(PYTHONUNBUFFERED="1")
     process = subprocess.Popen(REPRODUCE + ["--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=env, start_new_session=True)
     chunks = []
@@ -146,18 +164,9 @@ def interrupted_reproduce(out, ready, delay):
         assert process.poll() is None, (b"".join(chunks) + process.stderr.read()).decode(errors="replace")
         time.sleep(delay)
         before = set((out / "finetune").rglob("*.pt"))
-        os.killpg(process.pid, signal.SIGINT)
-        interrupted_at = time.monotonic()
-        try:
-            code = process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            code = "none: still running 20 s after SIGINT"
-        exit_seconds = time.monotonic() - interrupted_at
-        stray = group_running(process.pid)
+        code, exit_seconds, stray = interrupt_group(process, 20, group_running)
     finally:
-        if process.poll() is None or stray:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        kill_group_if(process, stray)
     reader.join(5)
     err = process.stderr.read().decode(errors="replace")
     for stream in (process.stdout, process.stderr):
@@ -191,7 +200,7 @@ def test_ctrl_c_during_the_fine_tuning_of_reproduce_exits_promptly_and_resumes(t
         assert "finetune" not in json.loads((out / "stages.json").read_text()), where
     assert 1 <= len(written) < 7, written
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+    env = package_env()
     resumed = subprocess.run(REPRODUCE + ["--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
