@@ -29,9 +29,9 @@ def predict_logits(module, x, batch_size=1024, precision="fp32"):
     return torch.cat(chunks).numpy()
 
 
-def model_accuracy(module, x, labels):
+def model_accuracy(module, x, labels, precision="fp32"):
     """Fraction of frames x [N, 2, L] that `module` classifies as `labels`."""
-    return accuracy_report(labels, predict_logits(module, x).argmax(axis=1))["accuracy"]
+    return accuracy_report(labels, predict_logits(module, x, precision=precision).argmax(axis=1))["accuracy"]
 
 
 def accuracy_report(labels, predictions, snr_db=None, classes=CLASSES):

@@ -13,7 +13,8 @@ import pmt
 from gnuradio import blocks, gr
 
 from ..core import recording as rec
-from ..blocks.channel_model_source import DEFAULT_CHANNEL, channel_model_source, validate_settings
+from ..blocks.channel_model_source import (DEFAULT_CHANNEL, channel_model_source, check_snr_convention,
+                                           validate_settings)
 from ..core.radioml import CLASSES, FRAME_LENGTH, LABEL_TAG_KEY, SNRS_DB
 from .jobs import run as run_in_workers
 
@@ -135,13 +136,6 @@ def run_setting(name, snr_db, n_frames, seed, frames_per_chain=FRAMES_PER_CHAIN,
     return np.concatenate(parts)
 
 
-def _run_jobs(jobs, workers, progress, desc):
-    """run_setting of every job, in `workers` processes (studies.jobs: on Ctrl-C the
-    flowgraphs stop and the pool shuts down before KeyboardInterrupt); the results in
-    job order."""
-    return run_in_workers(run_setting, jobs, workers, progress=progress, desc=desc, unit="setting")
-
-
 def generate_split(counts, seed, split, workers=None, progress=True, channel=None, snr_convention="physical"):
     """A Recording with counts[(class name, snr)] frames per setting, in class then SNR
     order; `snr_convention`: as for channel_model_source (the recording's SNRs are nominal)."""
@@ -150,7 +144,8 @@ def generate_split(counts, seed, split, workers=None, progress=True, channel=Non
     jobs = [(m, s, n, _setting_seed(seed, split_id, m, s), FRAMES_PER_CHAIN, channel, snr_convention)
             for m, s, n in settings]
     workers = workers or min(2, os.cpu_count() or 1)
-    results = _run_jobs(jobs, workers, progress, split)
+    # studies.jobs: on Ctrl-C the flowgraphs stop and the pool shuts down before KeyboardInterrupt
+    results = run_in_workers(run_setting, jobs, workers, progress=progress, desc=split, unit="setting")
     frames = np.concatenate(results)
     labels = np.concatenate([[CLASSES.index(m)] * n for m, _, n in settings])
     snrs = np.concatenate([[s] * n for _, s, n in settings])
@@ -168,8 +163,7 @@ def generate_preset(preset, out_dir, seed, force=False, workers=None, progress=T
     """Write every split of a preset to OUT_DIR/<split>.sigmf-{meta,data}; returns
     {split: Recording}. Refuses existing output unless force."""
     counts = preset_counts(preset, seed)
-    # A bad snr_convention is refused before any output is touched.
-    validate_settings(CLASSES, SNRS_DB, 1, FRAME_LENGTH, 2 * FRAME_LENGTH, 1, snr_convention)
+    check_snr_convention(snr_convention)   # before any output is touched
     for split in counts:
         if rec.exists(os.path.join(out_dir, split)) and not force:
             raise FileExistsError(f"{os.path.join(out_dir, split)}.sigmf-meta exists; pass --force to overwrite")

@@ -302,7 +302,7 @@ def uap_recording(model, data, out, eps=None, psr_db=None, norm="linf", epochs=5
     its deletion on full-length frames. Invalid frames are left out and counted (or
     refused: invalid_frames="error")."""
     from ..attacks import universal
-    from ..learn.metrics import predict_logits
+    from ..learn.metrics import model_accuracy
     from ..models import precision as precision_module
 
     loaded = model_file.load(artifacts.existing_file(model, "--model"))
@@ -322,11 +322,9 @@ def uap_recording(model, data, out, eps=None, psr_db=None, norm="linf", epochs=5
     perturbation = universal.compute(module, x, source.labels, eps=eps, norm=norm, epochs=epochs,
                                      batch_size=batch_size, step=step, random_shift=random_shift, seed=seed,
                                      precision=precision, progress=progress)
-    accuracy = {}
-    for name, frames in (("clean", x), ("perturbed", universal.apply(x, perturbation)),
-                         ("shifted", universal.apply(x, perturbation, shift=True, seed=seed))):
-        predicted = predict_logits(module, frames, precision=precision).argmax(axis=1)
-        accuracy[name] = float(np.mean(predicted == source.labels))
+    accuracy = {name: model_accuracy(module, frames, source.labels, precision)
+                for name, frames in (("clean", x), ("perturbed", universal.apply(x, perturbation)),
+                                     ("shifted", universal.apply(x, perturbation, shift=True, seed=seed)))}
     command = artifacts.command_line(
         "uap", ("--model", model), ("--data", data), ("--eps", None if psr_db is not None else eps),
         ("--psr-db", psr_db), ("--norm", norm), ("--epochs", epochs), ("--batch-size", batch_size),
