@@ -24,13 +24,13 @@ DEFAULT_CHANNEL = dict(sro_std_hz=0.01, sro_max_hz=50.0, cfo_std_hz=0.01, cfo_ma
 # How a nominal SNR sets the AWGN. "physical": the frames have the SNR they are tagged
 # with. "radioml": the noise RadioML 2016.10a's generator added for the same label, so
 # that frames match the published datasets (whose true SNR is twice the label in dB).
-SNR_CONVENTIONS = ("physical", "radioml")
+SNR_CONVENTION_NAMES = ("physical", "radioml")
 
 
 def check_snr_convention(snr_convention):
-    """The convention, if it is one of SNR_CONVENTIONS; else ValueError naming the parameter."""
-    if not isinstance(snr_convention, str) or snr_convention not in SNR_CONVENTIONS:
-        raise ValueError(f"snr_convention: must be one of {', '.join(SNR_CONVENTIONS)}, got {snr_convention!r}")
+    """The convention, if it is one of SNR_CONVENTION_NAMES; else ValueError naming the parameter."""
+    if not isinstance(snr_convention, str) or snr_convention not in SNR_CONVENTION_NAMES:
+        raise ValueError(f"snr_convention: must be one of {', '.join(SNR_CONVENTION_NAMES)}, got {snr_convention!r}")
     return snr_convention
 
 
