@@ -110,3 +110,24 @@ def test_commands_take_a_precision_and_record_it(shapft, tmp_path):
         shapft("evaluate", "--model", tmp_path / "m.pt", "--data", tmp_path / "data" / "test.sigmf-meta",
                "--precision", "fp16")
     assert refused.value.code == 2
+
+
+def test_training_under_bf16_learns_as_fp32_does(frames):
+    """bf16 training follows fp32 at the same seed. It once did not learn at all: autocast
+    was entered around a whole epoch, and autocast reuses the bf16 copies of the weights
+    it casts until its region ends, so every forward pass saw the first batch's weights."""
+    from gnuradio.shapft import models
+    from gnuradio.shapft.learn import training
+    x, y = frames
+    losses = {}
+    for mode in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = models.build("transformer_compact", frame_length=x.shape[-1])
+        config = training.TrainConfig(epochs=8, batch_size=32, lr=3e-3, patience=100, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # emulated bf16 warns
+            result = training.fit(model, (x, y), (x, y), config, progress=False, precision=mode)
+        losses[mode] = [epoch["train_loss"] for epoch in result.history]
+    assert losses["fp32"][-1] < 0.8 * losses["fp32"][0], losses   # the recipe learns on these frames
+    assert losses["bf16"][-1] < 0.8 * losses["bf16"][0], losses
+    assert abs(losses["bf16"][-1] - losses["fp32"][-1]) < 0.15 * losses["fp32"][-1], losses

@@ -92,6 +92,18 @@ def test_reproduce_micro_finishes_with_report_results_figures_masks_and_stages(m
         assert row["m"] == mask["m"] and row["frame_rule"] == mask["frame_rule"]
         assert f"| {eps:g} | {budget.eps_to_psr_db(eps):.1f} | {mask['m']} | {mask['frames_used']} " \
                f"({mask['frame_rule']}) |" in report
+    # the leaderboard of the run's models: the original, direct fine-tuning and, at one eps, SHAP-FT,
+    # random deletion and AT-FGSM, each model once (identical files are left out)
+    board = results["robustness"]
+    expected = {path.name: model_file.load(path).sha256 for path in micro.pipeline.robustness_models()}
+    assert {row["model"] for row in board} <= set(expected) and "cnn_lstm.pt" in {row["model"] for row in board}
+    assert len({row["model_sha256"] for row in board}) == len(board)
+    for row in board:
+        assert row["model_sha256"] == expected[row["model"]]
+        assert row["psr_db"] == -20 and row["n_frames"] > 0
+        assert row["robust_accuracy"] <= min(row["per_attack"]["fgsm"], row["clean_accuracy"])
+    assert "## Robustness leaderboard" in report and "](robustness/robust_vs_psr.png)" in report
+    assert (out / "commands.log").read_text().count("shapft robustness") == 1
     assert results["distillation"] is not None and (out / "distill" / "distill_results.json").exists()
     assert "## Attention-based adversarial robust distillation" in report
     assert (out / "commands.log").read_text().count("shapft finetune") == 7

@@ -240,8 +240,9 @@ def test_a_lost_result_is_recomputed_alone_and_the_same(toys, ranked, tmp_path):
     out, board = ranked
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    sha = model_file.load(toys / "rounded.pt").sha256[:12]
-    lost = f"{sha}_psr-20_apgd-ce.npz"
+    rounded = model_file.load(toys / "rounded.pt")
+    sha, key = rounded.sha256[:12], robustness.behaviour_sha256(rounded)[:12]
+    lost = f"{key}_psr-20_apgd-ce.npz"
     (copy / "cache" / lost).unlink()
     damaged = copy / rows_of(board, "rounded.pt")[-10.0]["uap_files"]["uap"]
     damaged.write_bytes(b"not a perturbation")
@@ -256,6 +257,40 @@ def test_a_lost_result_is_recomputed_alone_and_the_same(toys, ranked, tmp_path):
     unchanged = run(toys, copy, ["constant.pt", "rounded.pt"])
     assert unchanged.computed == [] and unchanged.reused == len(board.rows) * 10
     assert unchanged.rows == again.rows
+
+
+def test_models_that_differ_only_in_metadata_share_their_attack_results(toys, ranked, tmp_path):
+    out, board = ranked
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    rounded = model_file.load(toys / "rounded.pt")
+    twin = model_file.save(rounded.module, tmp_path / "twin.pt", {**rounded.metadata, "provenance": {"command": "other"}})
+    twin = model_file.load(tmp_path / "twin.pt")
+    assert twin.sha256 != rounded.sha256
+    assert robustness.behaviour_sha256(twin) == robustness.behaviour_sha256(rounded)
+    assert robustness.behaviour_sha256(model_file.load(toys / "constant.pt")) != robustness.behaviour_sha256(rounded)
+    notes = []
+    both = robustness.run([toys / "constant.pt", toys / "rounded.pt", twin.path], toys / "rec.sigmf-meta", copy,
+                          LEVELS, robustness.make_settings(quick=True, **FAST), surrogate=toys / "linear.pt",
+                          progress=False, log=notes.append)
+    # only the twin's universal perturbations, which are made per model file
+    assert sorted(both.computed) == sorted(f"{twin.sha256[:12]}_psr{level:g}_{threat}.npz"
+                                           for level in LEVELS for threat in ("uap", "uap-shift"))
+    assert any("twin.pt: the same weights and deletion as rounded.pt" in note for note in notes), notes
+    differ = ("model", "model_path", "model_sha256", "uap_files", "seconds_per_attack")
+    for level in LEVELS:
+        one, other = rows_of(both, "rounded.pt")[level], rows_of(both, "twin.pt")[level]
+        assert {k: v for k, v in one.items() if k not in differ} == {k: v for k, v in other.items() if k not in differ}
+
+
+def test_worker_processes_compute_the_same_leaderboard(toys, ranked, tmp_path):
+    out, board = ranked
+    parallel = robustness.run([toys / "constant.pt", toys / "rounded.pt"], toys / "rec.sigmf-meta", tmp_path, LEVELS,
+                              robustness.make_settings(quick=True, **FAST), surrogate=toys / "linear.pt",
+                              progress=False, log=lambda text: None, workers=2)
+    assert without_seconds(parallel.rows) == without_seconds(board.rows)
+    assert sorted(parallel.computed) == sorted(board.computed) and parallel.reused == board.reused == 0
+    assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == sorted(board.computed)
 
 
 def test_ctrl_c_leaves_no_partial_file_and_the_same_command_completes(toys, ranked, tmp_path):
@@ -321,6 +356,7 @@ def test_other_settings_are_refused_and_force_starts_over(toys, tmp_path):
     ({"--frames": ["0"]}, "--frames must be an integer >= 1, got 0"),
     ({"--invalid-frames": ["error"]}, f"--data rec.sigmf-meta: frame {NAN_AT} is invalid, NaN samples"),
     ({"--eot-samples": ["0"]}, "--eot-samples must be an integer >= 1, got 0"),
+    ({"--workers": ["0"]}, "--workers must be an integer >= 1, got 0"),
     ({"--data": ["short.sigmf-meta"]}, "--data short.sigmf-meta (for --models linear.pt): frames of 64 samples, "
                                        "but the model takes 32"),
     ({"--frames": ["1000"]}, "--uap-data: every valid frame of --data rec.sigmf-meta is among the 176 evaluated"),
@@ -387,7 +423,8 @@ def test_help_names_every_option_and_the_quick_preset(shapft, capsys):
     for option in ("--models", "--psr-db", "--quick", "--restarts", "--square-queries", "--eot-samples",
                    "--surrogate", "--uap-data", "--force", "--invalid-frames", "--quiet"):
         assert option in text
-    assert "(default 1000; --quick 100)" in text and "95 % intervals (default 1000)" in text
+    assert "(default 100; --quick 50)" in text and "95 % intervals (default 1000)" in text
+    assert "--workers" in text
 
 
 def test_budgets_and_intervals():

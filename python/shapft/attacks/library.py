@@ -40,6 +40,10 @@ How ART is run on radio frames:
   streams are untouched. (Not thread-safe: ART's state is global.)
 - The model's parameters are set requires_grad=False for the call (restored after):
   ART's backward would otherwise write into their .grad.
+- ART asks the model again for logits it has just computed (APGD for the loss at the
+  point of its last gradient, and the reverse; Square for every point at every
+  iteration); _Logits answers those from memory, with the same numbers for a
+  deterministic model.
 
 Known differences from the reference implementations (ART 1.20.1):
 - APGD keeps a frame's final iterate only if it breaks the frame, and otherwise returns
@@ -53,6 +57,7 @@ Known differences from the reference implementations (ART 1.20.1):
   are mis-scaled (0/0 candidates come out nan and are rejected): L2 Square is weaker
   than published; L-inf Square follows the reference.
 """
+import collections
 import contextlib
 import importlib.metadata
 import math
@@ -69,6 +74,9 @@ from ..core.radioml import FRAME_LENGTH
 from ..models import precision as precision_module
 
 ART_DISTRIBUTION = "adversarial-robustness-toolbox"
+# rows _Logits remembers per frame attacked: Square asks for a point again after at most
+# three calls' worth of rows (predict all, margins of the unbroken, their candidates)
+REMEMBERED = 4
 
 
 def art_version():
@@ -80,22 +88,89 @@ def art_version():
 
 class _Logits(nn.Module):
     """ART's view of the model: frames [N, 2, L] (or Square's images [N, 2, S, S]) in,
-    float32 CPU logits out. The model is kept out of the module tree on purpose."""
+    float32 CPU logits out. The model is kept out of the module tree on purpose.
 
-    def __init__(self, model, device, precision, layout=None):
+    ART asks again for what it has just computed: APGD for the loss at the point whose
+    gradient it just took and then for the gradient at the point whose loss it just
+    took; Square for the margins of the points it has just predicted, and for every
+    point again at each iteration. So the module remembers the logits of the last
+    `remember` rows it computed, per grad mode (a forward pass in grad mode can differ
+    from one under no_grad in the last bits), and answers a call whose rows are all known
+    without a forward pass; and a call in grad mode keeps its graph, so a gradient asked
+    next on the same input reuses that forward pass (_Replay). A deterministic model
+    gives the numbers a forward pass would, up to the last bits that a forward pass in a
+    batch of another size can change; a stochastic one answers a repeated question with
+    its first draw."""
+
+    def __init__(self, model, device, precision, layout=None, remember=0):
         super().__init__()
         self.__dict__["target"] = model
         self.device = device
         self.precision = precision
         self.layout = layout
+        self.remember = int(remember)
+        self._known = collections.OrderedDict()   # (grad mode, row bytes) -> logits, least recent first
+        self._recorded = None                     # (leaf, logits) of the last forward pass in grad mode
 
     def forward(self, x):
+        if x.requires_grad:   # loss_gradient
+            recorded, self._recorded = self._recorded, None
+            if recorded is not None and torch.equal(recorded[0].detach(), x.detach()):
+                return _Replay.apply(x, recorded)
+            logits = self._logits(x)
+            self._store(self._keys(x), logits)
+            return logits
+        keys = self._keys(x)
+        known = [self._known.get(key) for key in keys]
+        if known and all(row is not None for row in known):
+            for key in keys:
+                self._known.move_to_end(key)
+            return torch.stack(known)
+        if torch.is_grad_enabled():   # compute_loss: the gradient at this point is likely asked next
+            leaf = x.detach().clone().requires_grad_(True)
+            logits = self._logits(leaf)
+            self._recorded = (leaf, logits)
+            logits = logits.detach()
+        else:
+            logits = self._logits(x)
+        self._store(keys, logits)
+        return logits
+
+    def _logits(self, x):
         if self.layout is not None:
             x = self.layout.frames(x)
         x = x.to(self.device, torch.float32)
         with precision_module.autocast(self.precision, self.device.type):
             logits = self.target(x)
         return logits.float().cpu()
+
+    def _keys(self, x):
+        if not self.remember:
+            return []
+        grad_mode = torch.is_grad_enabled()
+        return [(grad_mode, row.tobytes()) for row in x.detach().cpu().contiguous().numpy()]
+
+    def _store(self, keys, logits):
+        for key, row in zip(keys, logits.detach()):
+            self._known[key] = row
+            self._known.move_to_end(key)
+        while len(self._known) > self.remember:
+            self._known.popitem(last=False)
+
+
+class _Replay(torch.autograd.Function):
+    """The logits of a recorded forward pass (leaf, logits) on the same input, whose
+    backward runs through that pass's graph."""
+
+    @staticmethod
+    def forward(ctx, x, recorded):
+        ctx.recorded = recorded
+        return recorded[1].detach().clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        leaf, logits = ctx.recorded
+        return torch.autograd.grad(logits, leaf, grad)[0], None
 
 
 def _classifier(module, input_shape, nb_classes, clip_values=None, loss=None):
@@ -220,7 +295,7 @@ class APGDCE(LibraryAttack):
         """ART's APGD on `loss_type`, or on the classifier's own `loss` (loss_type None),
         and the clean logits of x."""
         from art.attacks.evasion import AutoProjectedGradientDescent
-        module = _Logits(self.model, device, self.precision)
+        module = _Logits(self.model, device, self.precision, remember=REMEMBERED * len(x))
         with torch.no_grad():
             logits = module(torch.from_numpy(x)).numpy()
         classifier = _classifier(module, x.shape[1:], logits.shape[1], loss=loss)
@@ -411,7 +486,7 @@ class Square(LibraryAttack):
     def _run(self, x, labels, device):
         from art.attacks.evasion import SquareAttack
         layout = SquareLayout(x.shape[-1], square_side(x.shape[-1], self.norm, self.p_init))
-        module = _Logits(self.model, device, self.precision, layout)
+        module = _Logits(self.model, device, self.precision, layout, remember=REMEMBERED * len(x))
         images = layout.images(x)
         with torch.no_grad():
             nb_classes = module(torch.from_numpy(images[:1])).shape[1]

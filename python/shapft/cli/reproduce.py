@@ -1,6 +1,8 @@
 """Run the whole SHAP-FT study: data, the original CNN-LSTM, FGSM attacks, SHAP values,
 negative-point masks, SHAP-FT fine-tuning with its baselines (AT-FGSM, direct
-fine-tuning) and controls (random deletion, adaptive FGSM), the evaluation, figures,
+fine-tuning) and controls (random deletion, adaptive FGSM), the evaluation, the
+robustness leaderboard of the original and defended models (`shapft robustness`:
+the standard attack ensemble, adaptive, with confidence intervals), figures,
 results.json and report.md; with --distill also the attention-based robust
 distillation study (`shapft distill`), whose results join the report.
 
@@ -26,7 +28,7 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=int, default=2,
                         help="parallel processes for data generation and fine-tuning (default 2)")
     parser.add_argument("--until", choices=["data", "train", "attack", "explain", "mask", "finetune",
-                                            "evaluate", "distill", "report"],
+                                            "evaluate", "robustness", "distill", "report"],
                         help="stop after this stage")
     parser.add_argument("--distill", action="store_true",
                         help="also run the distillation study (added to a finished run, it "

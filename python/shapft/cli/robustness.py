@@ -61,6 +61,9 @@ def add_arguments(parser):
     parser.add_argument("--surrogate", metavar="S.pt", help="the transfer attack's model (default above)")
     parser.add_argument("--uap-data", metavar="REC",
                         help="recording the universal perturbations are computed on (default above)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes attacking in parallel, each one model at one PSR, torch's threads "
+                             "shared out among them (default 2)")
     parser.add_argument("--force", action="store_true", help="start over in an OUT that holds other results")
     common.add_model_run_options(parser)
 
@@ -76,7 +79,7 @@ def run(args):
         precision=args.precision)
     board = robustness.run(args.models, args.data, args.out, args.psr_db, settings, surrogate=args.surrogate,
                            uap_data=args.uap_data, force=args.force, invalid_frames=args.invalid_frames,
-                           progress=not args.quiet)
+                           progress=not args.quiet, workers=args.workers)
     print(board.table)
     print(f"wrote ({len(board.computed)} results computed, {board.reused} from OUT/cache):")
     for path in board.paths:

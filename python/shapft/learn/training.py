@@ -109,9 +109,9 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     last_epoch = state["epoch"] if state["stopped_early"] else config.epochs   # a finished run stays finished
     for epoch in range(state["epoch"], last_epoch):
         start = time.perf_counter()
+        train_loss, train_acc = _train_epoch(model, x_train, y_train, optimizer, loss_fn,
+                                             config.batch_size, shuffle, progress, precision)
         with model_precision.autocast(precision):
-            train_loss, train_acc = _train_epoch(model, x_train, y_train, optimizer, loss_fn,
-                                                 config.batch_size, shuffle, progress)
             val_loss, val_acc = _validate(model, x_val, y_val, config.batch_size)
         state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                                  "val_loss": val_loss, "val_acc": val_acc,
@@ -139,7 +139,7 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
                        state["best_val_acc"], state["stopped_early"], resumed_from, precision)
 
 
-def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress):
+def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress, precision):
     model.train()
     order = torch.randperm(len(x), generator=shuffle)
     total_loss, correct, counted, seen = 0.0, 0, 0, 0
@@ -147,7 +147,11 @@ def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress)
     bar = _progress_bar(progress, desc="batches", unit="batch", total=len(batches), leave=False)
     for batch in batches:
         xb, yb = x[batch], y[batch]
-        out = loss_fn(model, xb, yb)
+        # autocast per batch, never around an optimizer step: autocast keeps the bf16 copies
+        # of the weights it casts until its outermost region ends, so within one region the
+        # forward passes would keep using the weights of the first batch
+        with model_precision.autocast(precision):
+            out = loss_fn(model, xb, yb)
         loss, logits = out if isinstance(out, tuple) else (out, None)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

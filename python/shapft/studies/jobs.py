@@ -46,7 +46,8 @@ def run(function, jobs, workers, context=None, initializer=None, initargs=(), pr
                                                         return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in done:
                     future.result()   # a failed job fails the run now
-                bar.update(len(done))
+                if done:   # (tqdm redraws on every update, even of 0)
+                    bar.update(len(done))
         finally:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)

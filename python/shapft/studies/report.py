@@ -145,7 +145,7 @@ def _mean_std(summary):
     return f"{100 * summary['mean']:.1f} ± {100 * summary['std']:.1f}" if summary["n"] > 1 else f"{100 * summary['mean']:.1f}"
 
 
-def markdown(pipeline, rows, bars, figure_paths, stages, distill):
+def markdown(pipeline, rows, bars, figure_paths, stages, distill, leaderboard=None):
     p = pipeline.preset
     lines = [f"# gr-shapft reproduce --preset {p.name} (seed {pipeline.seed})", "",
              "Everything below was computed by this run; `commands.log` lists every command.", "",
@@ -190,6 +190,13 @@ def markdown(pipeline, rows, bars, figure_paths, stages, distill):
         lines.append(f"- eps {r['eps']:g}: {100 * r['shapft_minus_random']:+.1f} (spread of the difference "
                      f"{100 * spread:.1f}, n = {sh['n']})")
     lines += ["", "## Figures", ""] + [f"![{name}]({path})" for name, path in figure_paths.items()]
+    if leaderboard is not None:
+        lines += ["", "## Robustness leaderboard", "",
+                  "From `robustness/leaderboard.json` (`shapft robustness`, docs/robustness.md): each model "
+                  "against the standard attack ensemble that knows it, through its deletion for SHAP-FT and "
+                  "random deletion.", "", leaderboard, "",
+                  "![robust accuracy vs PSR](robustness/robust_vs_psr.png)",
+                  "![robust accuracy vs SNR](robustness/robust_vs_snr.png)"]
     if distill:
         table = (pipeline.out / "distill" / "distill_table.md").read_text()
         claim = distill.get("claim")
@@ -220,10 +227,19 @@ def write(pipeline):
     stages = pipeline.stages()
     distill_path = pipeline.out / "distill" / "distill_results.json"
     distill = json.loads(distill_path.read_text()) if distill_path.exists() else None
+    robustness = pipeline.out / "robustness"
+    leaderboard_rows = (json.loads((robustness / "leaderboard.json").read_text())
+                        if (robustness / "leaderboard.json").exists() else None)
+    leaderboard = None
+    if (robustness / "leaderboard.md").exists():   # its headings one level down, under the report's
+        leaderboard = "\n".join("#" + line if line.startswith("## ") else line
+                                for line in (robustness / "leaderboard.md").read_text().splitlines()
+                                if not line.startswith("# ")).strip()
     eps_masks = {f"{eps:g}": masks.load(pipeline.mask(eps)) for eps in pipeline.preset.eps_levels}
     results = {"preset": pipeline.preset.name, "seed": pipeline.seed, "shapft": rows, "bars": bars,
-               "masks": eps_masks, "figures": figure_paths, "stages": stages, "distillation": distill}
+               "masks": eps_masks, "figures": figure_paths, "stages": stages, "distillation": distill,
+               "robustness": leaderboard_rows}
     artifacts.write_json(pipeline.out / "results.json", results)
-    text = markdown(pipeline, rows, bars, figure_paths, stages, distill)
+    text = markdown(pipeline, rows, bars, figure_paths, stages, distill, leaderboard)
     artifacts.write_bytes(pipeline.out / "report.md", text.encode())
     return results

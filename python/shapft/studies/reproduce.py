@@ -2,11 +2,12 @@
 as a resumable sequence of stages, each calling the library functions behind the
 `shapft` commands (studies.stages); OUT/commands.log lists the equivalent commands.
 
-Stages: data -> train -> attack -> explain -> mask -> finetune -> evaluate -> distill
--> report. A finished stage is recorded in OUT/stages.json and skipped on the next run;
+Stages: data -> train -> attack -> explain -> mask -> finetune -> evaluate -> robustness
+-> distill -> report. A finished stage is recorded in OUT/stages.json and skipped on the next run;
 inside a stage every artifact is written atomically and an existing one is not
 redone, so an interrupted run resumes where it stopped. The distill stage runs only
-with `distill=True` (hours on 2 cores); adding it to a finished run redoes the report.
+with `distill=True` (hours on 2 cores); adding it (or the robustness stage, to a run
+made before it existed) to a finished run redoes the report.
 """
 import dataclasses
 import json
@@ -15,11 +16,11 @@ import shutil
 import time
 from pathlib import Path
 
-from ..core import artifacts, masks
+from ..core import artifacts, masks, shipped
 from . import stages
 from .jobs import run as run_in_workers
 
-STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "distill", "report")
+STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "robustness", "distill", "report")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,13 @@ PRESETS = {
 MICRO_COUNTS = {"small": {"train": 4, "val": 2, "test": 2},
                 "tiny": {"tiny-train": 3, "adv-data": 2}}
 MICRO_TINY_TEST_PER_CLASS = 4
+
+# The robustness stage: `shapft robustness` on the test split, for the original model,
+# direct fine-tuning and, at one eps, SHAP-FT, random deletion and AT-FGSM (the first
+# seed of each). Transfer frames come from a shipped model this run did not train.
+ROBUSTNESS = {"small": dict(eps=0.1, psr_db=(-30.0, -25.0, -20.0, -15.0), quick=False),
+              "micro": dict(eps=0.1, psr_db=(-20.0,), quick=True)}
+ROBUSTNESS_SURROGATE = "transformer_compact_standard.pt"
 
 
 def eps_name(eps):
@@ -95,8 +103,8 @@ class Pipeline:
                 getattr(self, f"stage_{stage}")()
                 done = self.stages()
                 done[stage] = {"seconds": round(time.perf_counter() - start, 1)}
-                if stage == "distill":
-                    done.pop("report", None)       # the report gains the distillation section
+                if stage in ("robustness", "distill"):
+                    done.pop("report", None)       # the report gains the stage's section
                 artifacts.write_json(self.stages_file, done)
                 self.log(f"[{stage}] finished in {done[stage]['seconds']:.0f} s")
             if stage == until:
@@ -280,6 +288,27 @@ class Pipeline:
         from . import defense_eval
         path = self.out / "evaluation.json"
         defense_eval.evaluate_all(self, path, progress=self.progress, log=self.log)
+
+    def robustness_models(self):
+        p, eps = self.preset, ROBUSTNESS[self.preset.name]["eps"]
+        return [self.original, self.finetuned("direct", p.seeds[0]), self.finetuned("shapft", p.seeds[0], eps),
+                self.finetuned("random", p.seeds[0], eps), self.finetuned("at_fgsm", p.at_fgsm_seeds[0], eps)]
+
+    def stage_robustness(self):
+        from . import robustness
+        plan = ROBUSTNESS[self.preset.name]
+        settings = robustness.make_settings(quick=plan["quick"], seed=self.seed, precision=self.precision)
+        models = {}
+        for path in self.robustness_models():   # with m = 0 SHAP-FT and random deletion are copies of direct
+            first = models.setdefault(artifacts.sha256_file(path), path)
+            if first != path:
+                self.log(f"[robustness] {path} is the same model as {first}, left out")
+        models, data, out = list(models.values()), self.small / "test.sigmf-meta", self.out / "robustness"
+        surrogate = shipped.model(ROBUSTNESS_SURROGATE)
+        self._note(robustness.command_line(models, data, out, plan["psr_db"], settings, surrogate=surrogate))
+        _set_torch_threads(self.threads)
+        robustness.run(models, data, out, psr_db=plan["psr_db"], settings=settings, surrogate=surrogate,
+                       progress=self.progress, log=self.log, workers=self.workers)
 
     def stage_distill(self):
         from . import distill

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..core import artifacts, budget, model_file, perturbation_file, recording, shipped
+from ..core import artifacts, budget, perturbation_file, recording, shipped
 from ..core.splits import stratified_subset
 from ..models import precision as model_precision
 from ..models.stochastic import ExpectedLogits, is_stochastic
@@ -53,7 +53,7 @@ CASCADE_L2 = ("fgm", "apgd-ce-l2")
 STANDALONE = ("transfer", "uap", "uap-shift")
 DEFAULT_SURROGATE = "cnn_lstm.pt"
 FALLBACK_SURROGATE = "transformer_compact_standard.pt"   # when the attacked model is the default
-BATCH_SIZE = 256
+BATCH_SIZE = 64   # the CNN-LSTM's gradient passes on CPU run faster per frame in batches this small
 UAP_BATCH_SIZE = 32   # universal perturbation steps per epoch: several even on a quick run's 220 frames
 STOCHASTIC_PROBE_FRAMES = 16
 FORMAT = "shapft-robustness/1"
@@ -62,15 +62,16 @@ FILES = ("leaderboard.json", "leaderboard.md", "settings.json", "robust_vs_psr.p
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """How hard each model is attacked; `make_settings` fills them from a preset."""
+    """How hard each model is attacked; `make_settings` fills them from a preset. The
+    defaults spend the time where it breaks frames (docs/robustness.md, Cost)."""
     frames: int = 2200            # about this many frames, the same number per class x SNR cell
     pgd_steps: int = 20
     restarts: int = 2             # PGD random restarts (a frame is broken if any breaks it)
-    apgd_iterations: int = 100    # APGD-CE and APGD-DLR iterations
+    apgd_iterations: int = 25     # APGD-CE and APGD-DLR iterations
     dlr_targets: int = 3          # APGD-DLR: target classes tried per frame
-    square_queries: int = 1000    # Square iterations, one forward pass each
+    square_queries: int = 100     # Square iterations, one forward pass each
     eot_samples: int = 8          # draws averaged for a stochastic model's logits
-    uap_epochs: int = 5
+    uap_epochs: int = 2
     bootstrap: int = 1000         # resamples of the 95 % intervals
     seed: int = 0
     precision: str = "fp32"
@@ -90,7 +91,7 @@ class Settings:
         return self
 
 
-QUICK = {"frames": 220, "pgd_steps": 10, "restarts": 1, "apgd_iterations": 20, "square_queries": 100}
+QUICK = {"frames": 220, "pgd_steps": 10, "restarts": 1, "apgd_iterations": 10, "square_queries": 50}
 
 
 def make_settings(quick=False, **given):
@@ -154,7 +155,7 @@ def bootstrap_ci(correct, resamples=1000, seed=0):
 # --------------------------------------------------------------------------------------
 
 def run(models, data, out, psr_db=DEFAULT_PSR_DB, settings=None, surrogate=None, uap_data=None, force=False,
-        invalid_frames="skip", progress=True, log=None):
+        invalid_frames="skip", progress=True, log=None, workers=1):
     """Attack every model file of `models` on a stratified subset of recording `data` at
     each PSR of `psr_db`; write OUT/leaderboard.json (a list of rows), settings.json,
     leaderboard.md, robust_vs_psr.png, robust_vs_snr.png and OUT/uap/*.npz (each model's
@@ -162,20 +163,58 @@ def run(models, data, out, psr_db=DEFAULT_PSR_DB, settings=None, surrogate=None,
     attack's model (default: the shipped cnn_lstm.pt, or transformer_compact_standard.pt
     for that model itself); `uap_data`: the recording the universal perturbations are
     computed on (default: frames of `data` outside the evaluated subset). `log(text)`:
-    progress lines (default stderr)."""
+    progress lines (default stderr). `workers` > 1: the attacks run in that many
+    processes (each on one model at one PSR, torch's threads shared out among them);
+    the results are the same, the cache the same."""
     if log is None:
         log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     settings = (settings or Settings()).check()
     levels = psr_levels(psr_db)
+    workers = _count_workers(workers)
     study = _Study(models, data, out, levels, settings, surrogate, uap_data, force, invalid_frames, progress, log)
+    if workers > 1:
+        study.run_in_workers(workers, (models, data, out, levels, settings, surrogate, uap_data, invalid_frames))
     return study.run()
+
+
+def _count_workers(workers):
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be an integer >= 1, got {workers!r}")
+    return workers
+
+
+# In a worker process of run_in_workers: the study its jobs run in.
+_worker_study = None
+
+
+def _start_worker(args, threads):
+    global _worker_study
+    torch.set_num_threads(threads)
+    _worker_study = _Study(*args[:7], force=False, invalid_frames=args[7], progress=False, log=lambda text: None,
+                           claim=False)
+
+
+def _craft_job(surrogate_sha256, level, stop):
+    study = _worker_study
+    study.stop, study.computed = stop, []
+    surrogate = next(s for s in study.surrogates.values() if s.sha256 == surrogate_sha256)
+    study.crafted(surrogate, level)
+    return study.computed
+
+
+def _rows_job(model_index, level, stop):
+    study = _worker_study
+    study.stop, study.computed = stop, []
+    study.model_rows(study.models[model_index], [level])
+    return study.computed
 
 
 class _Study:
     def __init__(self, models, data, out, levels, settings, surrogate, uap_data, force, invalid_frames,
-                 progress, log):
+                 progress, log, claim=True):
         from ..attacks import library
         self.s, self.levels, self.progress, self.log = settings, levels, progress, log
+        self.stop = None   # in a worker: the parent's request to stop (jobs.run)
         self.precision = model_precision.resolve(settings.precision)
         self.computed, self.reused = [], 0
         self._surrogate_files = {}    # resolved path -> LoadedModel
@@ -183,7 +222,7 @@ class _Study:
         models = [models] if isinstance(models, (str, Path)) else list(models)
         if not models:
             raise ValueError("--models: give at least one model file")
-        self.models = [_load(path, "--models") for path in models]
+        self.models = [stages.load_model(path, "--models") for path in models]
         _check_names(self.models)
         self.data_meta = stages.recording_path(data, "--data")
         rec, self.check = stages.read_recording(self.data_meta, "--data", invalid_frames=invalid_frames)
@@ -199,6 +238,7 @@ class _Study:
         self.x, self.y, self.snr = subset.model_input(), subset.labels, subset.snr_db
         self.uap_x, self.uap_y, uap_record = self._uap_frames(rec, chosen, uap_data, invalid_frames)
         self.surrogates = {loaded.sha256: self._surrogate(loaded, surrogate) for loaded in self.models}
+        self.keys = {loaded.sha256: behaviour_sha256(loaded) for loaded in self.models}
         self.out = artifacts.writable_dir(out, option="--out")
         self.cache = self.out / "cache"
         data_record = {"path": str(self.data_meta), "data_sha256": recording.data_sha256(self.data_meta),
@@ -215,7 +255,8 @@ class _Study:
             "models": [str(loaded.path) for loaded in self.models], "psr_db": levels,
             "surrogates": {loaded.path.name: str(self.surrogates[loaded.sha256].path) for loaded in self.models},
             "threads": torch.get_num_threads()}
-        self._claim_directory(force)
+        if claim:
+            self._claim_directory(force)
 
     # --- inputs ---------------------------------------------------------------------
     def _uap_frames(self, rec, chosen, uap_data, invalid_frames):
@@ -259,7 +300,7 @@ class _Study:
                 raise FileNotFoundError(f"{option}: {err}; give --surrogate") from None
         key = str(Path(path).resolve())
         if key not in self._surrogate_files:
-            surrogate = _load(path, option)
+            surrogate = stages.load_model(path, option)
             try:
                 stages.classifier(surrogate, self.length, f"{option} {path}")
             except ValueError as err:
@@ -292,11 +333,32 @@ class _Study:
         artifacts.write_json(record, self.settings_doc)
 
     # --- attacking ------------------------------------------------------------------
+    def run_in_workers(self, workers, args):
+        """Fill the cache in `workers` processes: first the transfer frames of each
+        surrogate and PSR, then each model at each PSR; `run` then reads the results."""
+        import multiprocessing
+        from .jobs import run as run_in_workers
+        options = dict(context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                       initargs=(args, max(1, torch.get_num_threads() // workers)), progress=self.progress)
+        surrogates = sorted({surrogate.sha256 for surrogate in self.surrogates.values()})
+        first = {}   # behaviour key -> the first model computing it: the others find its results
+        for i, loaded in enumerate(self.models):
+            first.setdefault(self.keys[loaded.sha256], i)
+        self.log(f"{len(first)} models x {len(self.levels)} PSRs in {workers} worker processes")
+        computed = run_in_workers(_craft_job, [(sha, level) for sha in surrogates for level in self.levels],
+                                  workers, desc="transfer frames", unit="PSR", **options)
+        computed += run_in_workers(_rows_job, [(i, level) for i in first.values() for level in self.levels],
+                                   workers, desc="models x PSRs", unit="row", **options)
+        self.computed.extend(name for names in computed for name in names)
+
     def run(self):
         from .figures import robustness as figures
+        # results the workers computed: the pass below finds them in the cache
+        by_workers = sum(not name.startswith("transfer_") for name in self.computed)
         rows = []
         for loaded in self.models:
-            rows.extend(self._model_rows(loaded))
+            rows.extend(self.model_rows(loaded))
+        self.reused -= by_workers
         table = markdown_table(rows, self.settings_doc)
         written = [self.out / "leaderboard.json", self.out / "settings.json", self.out / "leaderboard.md"]
         artifacts.write_json(written[0], rows)
@@ -307,17 +369,22 @@ class _Study:
         written.extend(self.out / path for row in rows for path in row["uap_files"].values())
         return Leaderboard(rows, self.settings_doc, table, written, self.computed, self.reused)
 
-    def _model_rows(self, loaded):
+    def model_rows(self, loaded, levels=None):
         name = loaded.path.name
         module = stages.classifier(loaded, self.length)
         eot = self.s.eot_samples if is_stochastic(module, self.x[:STOCHASTIC_PROBE_FRAMES]) else 0
         how = (f"attacked through the mean logits of {eot} draws" if eot > 1 else
                "attacked on single draws (--eot-samples 1)")
+        same = [other.path.name for other in self.models[:self.models.index(loaded)]
+                if self.keys[other.sha256] == self.keys[loaded.sha256]]
+        if same:
+            self.log(f"{name}: the same weights and deletion as {same[0]} (only its metadata differs): "
+                     "its attack results are shared")
         self.log(f"{name}: {len(self.x)} frames" + (
             f"; stochastic (its outputs differ between passes): {how}, scored on single draws" if eot else ""))
         clean = self._score(module, self.x)
         rows = []
-        for level in self.levels:
+        for level in self.levels if levels is None else levels:
             with _bar(f"{name} {level:g} dB", len(CASCADE + CASCADE_L2 + STANDALONE), self.progress) as bar:
                 context = _Context(loaded, module, eot, level, self.length, bar)
                 entries = {}
@@ -343,7 +410,10 @@ class _Study:
     def _entry(self, context, name, todo):
         """(predictions [N], -1 for frames not attacked; seconds) of one attack or threat
         on the frames `todo`, from the cache or computed and cached."""
-        path = self.cache / f"{context.loaded.sha256[:12]}_psr{budget.psr_text(context.level)}_{name}.npz"
+        # a universal perturbation is made per model file (OUT/uap/<model>...); the rest is
+        # shared by models that compute the same
+        key = context.loaded.sha256 if name in ("uap", "uap-shift") else self.keys[context.loaded.sha256]
+        path = self.cache / f"{key[:12]}_psr{budget.psr_text(context.level)}_{name}.npz"
         extra = self._extra(context, name)
         context.bar.set_postfix_str(name)
         cached = _read_entry(path, todo, extra)
@@ -353,6 +423,8 @@ class _Study:
             return cached
         if cached is None and path.exists():
             self.log(f"{path}: made for other frames or settings, recomputed")
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt
         index = np.flatnonzero(todo)
         start = time.perf_counter()
         context.seconds_elsewhere = 0.0
@@ -430,33 +502,35 @@ class _Study:
         return self._run_attack(attack, context, index)
 
     def _transfer(self, context, index):
-        """PGD crafted on the surrogate, scored by the attacked model. The crafted frames
-        are cached once per surrogate and budget, for every model attacked with it; each
-        row's seconds include crafting them."""
-        surrogate = self.surrogates[context.loaded.sha256]
-        path = self.cache / f"transfer_{surrogate.sha256[:12]}_psr{budget.psr_text(context.level)}.npz"
-        crafted = None
+        """PGD crafted on the surrogate, scored by the attacked model. Each row's seconds
+        include crafting the frames, done once for all the models of a surrogate."""
+        crafted, seconds, now = self.crafted(self.surrogates[context.loaded.sha256], context.level)
+        context.seconds_elsewhere = 0.0 if now else seconds   # if now, already in this entry's wall time
+        return self._score(context.module, crafted[index])
+
+    def crafted(self, surrogate, level):
+        """(the frames PGD crafts on `surrogate` at PSR `level`, the seconds that took,
+        whether they were crafted now); cached once per surrogate and PSR."""
+        path = self.cache / f"transfer_{surrogate.sha256[:12]}_psr{budget.psr_text(level)}.npz"
         if path.exists():
             with np.load(path) as content:
                 if content["frames"].shape == self.x.shape:
-                    crafted, seconds = content["frames"], float(content["seconds"])
-        if crafted is None:
-            from .. import attacks
-            start = time.perf_counter()
-            module = stages.classifier(surrogate, self.length)
-            if is_stochastic(module, self.x[:STOCHASTIC_PROBE_FRAMES]):
-                module = ExpectedLogits(module, self.s.eot_samples).eval()
-            attack = attacks.make("pgd", module, eps=context.eps, seed=self._seed("transfer", context.level),
-                                  steps=self.s.pgd_steps, precision=self.precision, frame_length=self.length)
-            crafted = attacks.attack_array(attack, self.x, self.y, BATCH_SIZE)
-            seconds = time.perf_counter() - start
-            with artifacts.atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, frames=crafted, seconds=np.float64(seconds))
-            self.computed.append(path.name)
-            seconds = 0.0   # already in this entry's wall time
-        context.seconds_elsewhere = seconds
-        return self._score(context.module, crafted[index])
+                    return content["frames"], float(content["seconds"]), False
+        from .. import attacks
+        start = time.perf_counter()
+        module = stages.classifier(surrogate, self.length)
+        if is_stochastic(module, self.x[:STOCHASTIC_PROBE_FRAMES]):
+            module = ExpectedLogits(module, self.s.eot_samples).eval()
+        attack = attacks.make("pgd", module, eps=budget.psr_db_to_eps(level, "linf", self.length),
+                              seed=self._seed("transfer", level), steps=self.s.pgd_steps, precision=self.precision,
+                              frame_length=self.length)
+        crafted = attacks.attack_array(attack, self.x, self.y, BATCH_SIZE)
+        seconds = time.perf_counter() - start
+        with artifacts.atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, frames=crafted, seconds=np.float64(seconds))
+        self.computed.append(path.name)
+        return crafted, seconds, True
 
     def _uap(self, context, index, shift=False):
         from ..attacks import universal
@@ -560,14 +634,6 @@ class _Context:
         self.seconds_elsewhere = 0.0   # time spent on this entry before (the transfer's crafting)
 
 
-def _load(path, option):
-    path = artifacts.existing_file(path, option)
-    try:
-        return model_file.load(path)
-    except ValueError as err:
-        raise ValueError(f"{option}: {err}") from None
-
-
 def _check_logits(module, length, source):
     """Refuse a model whose output looks like probabilities where ART's APGD probes it
     (a frame of ones): APGD would refuse it only after the attacks before it had run."""
@@ -588,6 +654,21 @@ def _check_names(models):
             raise ValueError(f"--models: two different models are named {loaded.path.stem}; "
                              "the leaderboard names models by file name, rename one")
         names[loaded.path.stem] = loaded.sha256
+
+
+def behaviour_sha256(loaded):
+    """A key for what a model computes as deployed: architecture, TorchScript graph,
+    weights and deletion, not its metadata. Files that differ only in metadata (two
+    SHAP-FT models fine-tuned alike with an empty mask at two eps) share it, and so
+    their cached attack results."""
+    mask = loaded.mask or {}
+    digest = hashlib.sha256(json.dumps([loaded.arch, loaded.frame_length, loaded.full_frame_length,
+                                        mask.get("drop"), mask.get("mode")]).encode())
+    digest.update(str(loaded.module.inlined_graph).encode())
+    for name, tensor in loaded.module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _digest(index):

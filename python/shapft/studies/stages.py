@@ -25,6 +25,16 @@ def recording_path(path, option):
     return artifacts.existing_file(meta, option)
 
 
+def load_model(path, option):
+    """The model file given for `option`; a missing or unloadable file is an error naming
+    the option."""
+    path = artifacts.existing_file(path, option)
+    try:
+        return model_file.load(path)
+    except ValueError as err:
+        raise ValueError(f"{option}: {err}") from None
+
+
 def read_recording(path, option, loaded=None, invalid_frames="skip", through_mask=True):
     """(the recording's valid frames, core.recording.FrameCheck) given its .sigmf-meta (or
     base) path. Invalid frames (NaN, Inf, all zero) are left out, or refused with
@@ -234,7 +244,7 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
     if target_class is not None:
         class_index(target_class)
     options = attack_options(method, steps, alpha)
-    loaded = model_file.load(artifacts.existing_file(model, "--model"))
+    loaded = load_model(model, "--model")
     data_meta = recording_path(data, "--data")
     out_base = artifacts.writable_dir(out) / data_meta.name[: -len(recording.META_SUFFIX)]
     out_meta, out_data = recording.paths(out_base)
@@ -305,7 +315,7 @@ def uap_recording(model, data, out, eps=None, psr_db=None, norm="linf", epochs=5
     from ..learn.metrics import model_accuracy
     from ..models import precision as precision_module
 
-    loaded = model_file.load(artifacts.existing_file(model, "--model"))
+    loaded = load_model(model, "--model")
     data_meta = recording_path(data, "--data")
     out = writable_output(out, "--out", force)
     source, check = read_recording(data_meta, "--data", loaded, invalid_frames)
@@ -371,7 +381,7 @@ def evaluate_model(model, data, attack_list=(), steps=None, alpha=None, labels="
     for path, option in ((json_path, "--json"), (figure, "--figure")):
         if path:
             writable_output(path, option)
-    loaded = model_file.load(artifacts.existing_file(model, "--model"))
+    loaded = load_model(model, "--model")
     meta = recording_path(data, "--data")
     rec, check = read_recording(meta, "--data", loaded, invalid_frames)
     module = classifier(loaded, rec.frame_length)
@@ -436,7 +446,7 @@ def explain_recording(model, background, data, out, background_size=5000, nsampl
     if engine == "shap" and alphas != "shap":
         raise ValueError(f"--alphas {alphas} needs --engine vectorised (shap draws its alphas uniformly)")
     out = writable_output(out, "--out", force)
-    loaded = model_file.load(artifacts.existing_file(model, "--model"))
+    loaded = load_model(model, "--model")
     background_rec, background_check = read_recording(background, "--background", loaded, invalid_frames)
     rec, check = read_recording(data, "--data", loaded, invalid_frames)
     if background_rec.frame_length != rec.frame_length:
@@ -562,7 +572,7 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
     if method not in finetune.METHODS:
         raise ValueError(f"--method {method!r} is not one of {', '.join(finetune.METHODS)}")
     out = writable_output(out, "--out", force)
-    loaded = model_file.load(artifacts.existing_file(model, "--model"))
+    loaded = load_model(model, "--model")
     original = finetune.cnn_lstm_from(loaded)
     rec, data_check = read_recording(data, "--data", loaded, invalid_frames, through_mask=False)
     checks = {"--data": data_check}
