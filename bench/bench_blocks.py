@@ -7,7 +7,10 @@
     batches on N single-thread workers (runtime.BatchWorkers, as the sink
     does); each round's ratio is against the faster of the two;
 (b) fgsm_injector in a flowgraph (vector source -> injector -> null sink)
-    against attacks.FGSM on the same batches, both ways likewise (target: >= 0.9).
+    against attacks.FGSM on the same batches, both ways likewise (target: >= 0.9);
+(c) with --detector, attack_detector in a flowgraph (vector source -> detector ->
+    null sink) against the detector file's TorchScript module on the same batches,
+    both ways likewise (target: >= 0.95).
 Every frame carries `label` and `snr_db` tags, as the channel-model source's do: the
 sink keeps its running accuracy, the injector takes its labels from the tags, and the
 reference attack gets the same labels. The sink is also measured on untagged frames:
@@ -33,7 +36,7 @@ whether that keeps up with RadioML 2016.10a's 200 kHz (1562.5 frames of 128 samp
 per second).
 
 Run: .venv/bin/python bench/bench_blocks.py [--threads N] [--repeats N] [--only BLOCK:MODEL]
-     [--cnn-lstm MODEL.pt] [--compact MODEL.pt] [--precision fp32|bf16|auto]
+     [--cnn-lstm MODEL.pt] [--compact MODEL.pt] [--detector DETECTOR.pt] [--precision fp32|bf16|auto]
 (default: full-size untrained models; trained ones cost the same). With
 --compare-precision: each block's flowgraph in fp32 and in bf16, alternating rounds.
 """
@@ -51,8 +54,8 @@ import pmt
 import torch
 from gnuradio import blocks, gr
 
-from gnuradio.shapft import attacks, classifier_sink, fgsm_injector, models
-from gnuradio.shapft.core import model_file
+from gnuradio.shapft import attack_detector, attacks, classifier_sink, fgsm_injector, models
+from gnuradio.shapft.core import detector_file, model_file
 from gnuradio.shapft.models import precision
 import shapft_testing
 from gnuradio.shapft.blocks.tags import LABEL_TAG, SNR_TAG
@@ -194,6 +197,27 @@ def fgsm(model_path):
     return lambda batch: attack(*batch)
 
 
+def score(detector_path):
+    """What the detector block does to a batch: the detector's scores."""
+    module = detector_file.load(detector_path).module
+
+    def run(batch):
+        with torch.inference_mode(), precision.autocast(PRECISION[0]):
+            module(batch[0]).float()
+    return run
+
+
+def detector_flowgraph(detector_path, frames, labels, n, threads):
+    tb = gr.top_block()
+    tb.src = source(frames, labels)
+    tb.detector = attack_detector(str(detector_path), batch_size=BATCH, num_threads=threads, precision=PRECISION[0])
+    tb.sink = blocks.null_sink(gr.sizeof_gr_complex * 128)
+    tb.connect(tb.src, tb.detector, tb.sink)
+    rate = run_until(tb, tb.sink, n)
+    assert tb.detector.frames_scored() >= n
+    return rate
+
+
 def reference(way, make_run):
     """A library measurement: make_run's batch function run `way` on the flowgraph's batches."""
     def measure(model_path, frames, labels, n, threads):
@@ -228,7 +252,10 @@ MEASUREMENTS = {"sink-flowgraph": sink_flowgraph, "sink-flowgraph-untagged": sin
                 "sink-reference-workers": reference(on_workers, classify),
                 "injector-flowgraph": injector_flowgraph,
                 "injector-reference": reference(intra_op_loop, fgsm),
-                "injector-reference-workers": reference(on_workers, fgsm)}
+                "injector-reference-workers": reference(on_workers, fgsm),
+                "detector-flowgraph": detector_flowgraph,
+                "detector-reference": reference(intra_op_loop, score),
+                "detector-reference-workers": reference(on_workers, score)}
 
 
 def measure(kind, model_path, n, threads):
@@ -249,7 +276,7 @@ def runs(values):
 
 
 def compare(block, arch, model_path, threads, repeats, target):
-    n = FRAMES[arch][0 if block == "sink" else 1]
+    n = FRAMES[arch][0 if block in ("sink", "detector") else 1]
     references = ["reference", "reference-workers"]
     flowgraphs = ["flowgraph"] + (["flowgraph-untagged"] if block == "sink" else [])
     measured = {kind: [] for kind in references + flowgraphs}
@@ -269,7 +296,7 @@ def compare(block, arch, model_path, threads, repeats, target):
     untagged = (f"{median['flowgraph-untagged']:,.0f} | {ratio('flowgraph-untagged'):.2f}"
                 if block == "sink" else "- | -")
     keeps_up = "yes" if fg >= REAL_TIME_FRAMES_PER_S else "no"
-    name = {"sink": "classifier_sink", "injector": "fgsm_injector"}[block]
+    name = {"sink": "classifier_sink", "injector": "fgsm_injector", "detector": "attack_detector"}[block]
     print(f"| {name}, {arch} | {n:,} | {fg:,.0f} | {fg * 128 / 1e6:.2f} | {ref:,.0f} | {ratio('flowgraph'):.2f} (target {target}) | "
           f"{ratio('flowgraph', measured['reference']):.2f} | "
           f"{untagged} | {keeps_up} ({fg / REAL_TIME_FRAMES_PER_S:.1f}x) | "
@@ -296,9 +323,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cnn-lstm", help="cnn_lstm model file")
     parser.add_argument("--compact", help="transformer_compact model file")
+    parser.add_argument("--detector", help="attack-detector file (its embedded classifier names the row); "
+                        "adds the attack_detector row")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds (default 3)")
-    parser.add_argument("--only", choices=[f"{b}:{a}" for b in ("sink", "injector") for a in FRAMES],
+    parser.add_argument("--only", choices=[f"{b}:{a}" for b in ("sink", "injector", "detector") for a in FRAMES],
                         help="measure this row only, e.g. sink:transformer_compact")
     parser.add_argument("--precision", choices=precision.PRECISIONS, default="fp32",
                         help="the blocks' and references' precision (default fp32)")
@@ -337,6 +366,10 @@ def main():
             for arch, path in paths.items():
                 if args.only in (None, f"{block}:{arch}"):
                     compare(block, arch, path, args.threads, args.repeats, target)
+        if args.detector:
+            arch = detector_file.load(args.detector).protects["arch"]
+            if args.only in (None, f"detector:{arch}"):
+                compare("detector", arch, args.detector, args.threads, args.repeats, 0.95)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ examples/ and write examples/models/PROVENANCE.md from the files' own metadata.
 
 examples/models/: cnn_lstm.pt, cnn_lstm_shapft_eps<E>.pt (fine-tuning seed --seed, each
 carrying its mask), mask_eps<E>.json, the distillation's transformer_large_pgd_at.pt and
-transformer_compact_<method>.pt. examples/reproduce_small/: report.md, results.json,
+transformer_compact_<method>.pt. Files shipped later by their own commands (the attack
+detector, attack_detector.pt) stay, with their rows in PROVENANCE.md.
+examples/reproduce_small/: report.md, results.json,
 evaluation.json, commands.log, stages.json and the figures, so the numbers the README
 quotes can be traced to the run that made them.
 """
@@ -50,6 +52,10 @@ def describe(path, run):
     # The run directory is this machine's; RUN stands for it (as in the header).
     command = (meta.get("provenance") or {}).get("command", "?").replace(str(run.resolve()), "RUN")
     parts = [f"`{meta['arch']}`, {meta['parameters']:,} parameters, frames of {meta['frame_length']}"]
+    if meta.get("protects"):
+        validation = training.get("validation") or {}
+        parts.append(f"attack detector guarding `{meta['protects']['model']}` (sha256 "
+                     f"{meta['protects']['sha256'][:12]}); validation ROC AUC {validation.get('auc', float('nan')):.3f}")
     if meta.get("mask"):
         parts.append(f"carries its mask (m = {meta['mask']['m']})")
     if "best_epoch" in training:
@@ -58,7 +64,10 @@ def describe(path, run):
     return "; ".join(parts) + f"<br>`{command}`"
 
 
-def write_provenance(rows, seed):
+LATER = ("attack_detector.pt",)   # shipped after the run, by their own commands (DATA: the small preset's data)
+
+
+def write_provenance(rows, seed, later_rows=()):
     text = "\n".join([
         "# Provenance of the shipped models",
         "",
@@ -79,6 +88,9 @@ def write_provenance(rows, seed):
         "| file | sha256 (16) | what it is and the command that made it |",
         "|---|---|---|",
         *rows,
+        *(["", "Shipped later, by their own commands (DATA as above):", "",
+            "| file | sha256 (16) | what it is and the command that made it |", "|---|---|---|", *later_rows]
+          if later_rows else []),
         "",
     ])
     artifacts.write_bytes(MODELS / "PROVENANCE.md", text.encode())
@@ -97,7 +109,9 @@ def main():
     for src, name in pairs:
         shutil.copyfile(src, MODELS / name)
         rows.append(f"| `{name}` | `{artifacts.sha256_file(MODELS / name)[:16]}` | {describe(MODELS / name, args.run)} |")
-    write_provenance(rows, args.seed)
+    later = [f"| `{name}` | `{artifacts.sha256_file(MODELS / name)[:16]}` | {describe(MODELS / name, args.run)} |"
+             for name in LATER if (MODELS / name).exists()]
+    write_provenance(rows, args.seed, later)
     if args.models_only:
         print(f"shipped {len(pairs)} files into {MODELS}")
         return

@@ -38,6 +38,25 @@ def write_model(path, arch="cnn_lstm", frame_length=128, mask=None, seed=0):
     return path
 
 
+def write_detector(path, model_path, features="frames+logits", seed=0):
+    """A detector file with an untrained detector guarding the model file `model_path`,
+    calibrated on the scores of random frames."""
+    from gnuradio.shapft.core import detector_file
+    from gnuradio.shapft.models import detector
+    loaded = model_file.load(model_path)
+    torch.manual_seed(seed)
+    network = detector.AttackDetector(loaded.module, len(loaded.classes), features).eval()
+    scorer = detector.Scorer(network)
+    x = torch.from_numpy(np.stack([random_frames(400, loaded.frame_length, seed).real,
+                                   random_frames(400, loaded.frame_length, seed).imag], axis=1))
+    with torch.no_grad():
+        calibration = detector_file.calibration(scorer(x).numpy())
+    metadata = detector_file.build_metadata(network, loaded.frame_length, loaded, calibration, features,
+                                            {}, {"command": "testing.write_detector", "seed": seed})
+    detector_file.save(scorer, path, metadata)
+    return path
+
+
 def random_frames(n, frame_length=128, seed=0):
     """Unit-power complex Gaussian frames, complex64 [n, frame_length]."""
     rng = np.random.default_rng(seed)

@@ -70,6 +70,13 @@ def test_attack_defense_runs_headless(tmp_path):
     accuracy = {name: float(row.split()[3].rstrip("%")) for name, row in rows.items()}
     # The shipped original classifies clean frames far above chance (9%) and FGSM hurts it.
     assert accuracy["clean"] > 50 and accuracy["attacked"] < accuracy["clean"]
+    # The attack detector on each branch: every frame scored; it flags attacked frames far more
+    # often than clean ones (calibrated for 5 % false alarms)
+    alarms = {branch: (float(rate), int(n)) for branch, rate, n in re.findall(
+        r"^attack detector on the (clean|attacked) branch: ([\d.]+)% [a-z ]+ \((\d+) frames", result.stdout, re.M)}
+    assert set(alarms) == {"clean", "attacked"}, result.stdout
+    assert all(n == 440 for _, n in alarms.values()), result.stdout
+    assert alarms["clean"][0] < 15 and alarms["attacked"][0] > alarms["clean"][0] + 20, result.stdout
 
 
 def assert_refuses(result, program, eps):

@@ -1,6 +1,7 @@
 """SHAP-FT fine-tuning and its baselines (finetune.py, `shapft finetune`): the
-stratified train/validation split, the AT-FGSM loss, and the fine-tuned models the
-command exports for the shapft, random, direct and at_fgsm methods.
+stratified train/validation split, the adversarial fine-tuning losses, and the
+fine-tuned models the command exports for the shapft, random, direct and at_fgsm
+methods, with and without adversarial fine-tuning (SHAP-AFT).
 
 The fine-tuned models are checked against the library's fine-tuning on hand-deleted
 frames.
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gnuradio.shapft.attacks.training import FGSMATLoss
+from gnuradio.shapft.attacks.training import MixedATLoss
 from gnuradio.shapft import attacks
 from gnuradio.shapft.core import model_file, masks, recording
 from gnuradio.shapft.learn import metrics, finetune
@@ -81,8 +82,12 @@ def test_finetune_refuses_incomplete_requests():
             finetune.finetune(original, x, y, snr, method)
         with pytest.raises(ValueError, match="keep: leaves frames of 7 samples, but the cnn_lstm needs at least 8"):
             finetune.finetune(original, x, y, snr, method, keep=np.arange(7))
-    with pytest.raises(ValueError, match="at_fgsm fine-tuning needs eps"):
+    with pytest.raises(ValueError, match=r"adversarial fine-tuning \(fgsm\) needs eps"):
         finetune.finetune(original, x, y, snr, "at_fgsm")
+    with pytest.raises(ValueError, match="adversarial 'bim' is not one of fgsm, pgd"):
+        finetune.finetune(original, x, y, snr, "direct", eps=0.1, adversarial="bim")
+    with pytest.raises(ValueError, match="method at_fgsm is FGSM adversarial fine-tuning"):
+        finetune.finetune(original, x, y, snr, "at_fgsm", eps=0.1, adversarial="pgd")
 
 
 @pytest.mark.parametrize("method", ["direct", "at_fgsm"])
@@ -102,7 +107,7 @@ def test_at_fgsm_loss_is_half_clean_half_fgsm_against_the_model_in_training():
     x_adv = attacks.FGSM(model, eps=0.2)(x, y)             # crafted in eval mode, before the loss's
     assert torch.allclose((x_adv - x).abs(), torch.full_like(x, 0.2), atol=1e-6)   # forward moves BN stats
     assert model.training
-    loss, logits = FGSMATLoss(0.2)(model, x, y)
+    loss, logits = MixedATLoss(0.2)(model, x, y)
     assert model.training                                  # the attack restored train mode
     with torch.no_grad():
         both = model(torch.cat([x, x_adv]))                # train mode: batch norm over the 12 frames
@@ -111,17 +116,32 @@ def test_at_fgsm_loss_is_half_clean_half_fgsm_against_the_model_in_training():
     assert torch.allclose(logits, both[6:], atol=1e-5)
 
 
+def test_pgd_aft_loss_is_half_clean_half_pgd_against_the_model_in_training():
+    model = shapft_testing.small_cnn_lstm(seed=2)
+    x = torch.from_numpy(recording.to_model_input(shapft_testing.random_frames(6, seed=4)))[:, :, :100]
+    y = torch.arange(6)
+    model.train()
+    x_adv = attacks.PGD(model, eps=0.1, steps=3, seed=7, frame_length=100)(x, y)   # the same seed: the same start
+    loss, _ = MixedATLoss(0.1, "pgd", steps=3, seed=7)(model, x, y)
+    assert model.training
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(model(torch.cat([x, x_adv])), torch.cat([y, y]))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert not torch.allclose(x_adv, attacks.FGSM(model, eps=0.1)(x, y))
+
+
 def cnn_weights(path):
     return {k: v.clone() for k, v in model_file.load(path).module.state_dict().items()}
 
 
-def by_hand(files, method, keep=None, eps=None, seed=0):
+def by_hand(files, method, keep=None, eps=None, seed=0, adversarial=None):
     """finetune.finetune on the frames the test deletes itself: what the CLI must export."""
     loaded = model_file.load(files / "original.pt")
     data = recording.read(files / "train.sigmf-meta")
     x = data.model_input()
     model, result = finetune.finetune(finetune.cnn_lstm_from(loaded), x, data.labels, data.snr_db, method,
-                                      keep=keep, eps=eps, seed=seed, epochs=1, patience=1, progress=False)
+                                      keep=keep, eps=eps, seed=seed, epochs=1, patience=1, progress=False,
+                                      adversarial=adversarial)
     return model.state_dict(), result
 
 
@@ -204,6 +224,41 @@ def test_cli_finetune_direct_and_at_fgsm_keep_128_samples(shapft, files, tmp_pat
     assert not torch.equal(direct["conv.weight"], at_fgsm["conv.weight"])      # the FGSM half changes training
 
 
+def test_cli_finetune_shap_aft_is_adversarial_fine_tuning_on_the_deleted_frames(shapft, files, tmp_path):
+    out = tmp_path / "shapaft.pt"
+    code, stdout, err = shapft(*finetune_args(files, out, "shapft", "--mask", files / "mask.json",
+                                              "--adversarial", "fgsm", "--eps", 0.1))
+    assert code == 0, err
+    loaded = model_file.load(out)
+    assert loaded.frame_length == 125 and loaded.mask == masks.load(files / "mask.json")
+    training = loaded.metadata["training"]
+    assert training["method"] == "shapft+at_fgsm"
+    assert training["adversarial"]["attack"] == "fgsm" and training["adversarial"]["eps"] == 0.1
+    assert "shapft+at_fgsm" in stdout
+    keep = np.setdiff1d(np.arange(128), ERROR_DROP)
+    state, _ = by_hand(files, "shapft", keep=keep, eps=0.1, adversarial="fgsm")
+    assert_same_weights(state, out)
+    plain, _ = by_hand(files, "shapft", keep=keep)
+    assert not torch.equal(plain["conv.weight"], state["conv.weight"])   # the adversarial half changes training
+
+    # direct + fgsm is at_fgsm, the same network and name
+    code, _, err = shapft(*finetune_args(files, tmp_path / "direct_fgsm.pt", "direct", "--adversarial", "fgsm",
+                                         "--eps", 0.05))
+    assert code == 0, err
+    at_fgsm, _ = by_hand(files, "at_fgsm", eps=0.05)
+    assert_same_weights(at_fgsm, tmp_path / "direct_fgsm.pt")
+    assert model_file.load(tmp_path / "direct_fgsm.pt").metadata["training"]["method"] == "at_fgsm"
+
+    # random deletion with PGD fine-tuning
+    code, _, err = shapft(*finetune_args(files, tmp_path / "random_pgd.pt", "random", "--mask", files / "mask.json",
+                                         "--adversarial", "pgd", "--steps", 2, "--eps", 0.1, "--seed", 4))
+    assert code == 0, err
+    loaded = model_file.load(tmp_path / "random_pgd.pt")
+    assert loaded.metadata["training"]["method"] == "random+at_pgd"
+    assert loaded.metadata["training"]["adversarial"]["steps"] == 2
+    assert loaded.mask["drop"] == masks.random_positions(3, 128, 4)
+
+
 def test_cli_finetune_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     out = tmp_path / "ft.pt"
 
@@ -223,6 +278,12 @@ def test_cli_finetune_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     refused(*finetune_args(files, out, "at_fgsm"), expect="--method at_fgsm needs --eps")
     refused(*finetune_args(files, out, "at_fgsm", "--eps", -0.1), expect="--eps: eps must be a finite number >= 0, got -0.1")
     refused(*finetune_args(files, out, "direct", "--epochs", 0), expect="epochs must be an integer >= 1")
+    refused(*finetune_args(files, out, "direct", "--adversarial", "fgsm"), expect="--adversarial needs --eps")
+    refused(*finetune_args(files, out, "at_fgsm", "--adversarial", "pgd", "--eps", 0.1),
+            expect="--adversarial pgd contradicts --method at_fgsm")
+    refused(*finetune_args(files, out, "direct", "--steps", 3), expect="--steps applies to --adversarial pgd only")
+    refused(*finetune_args(files, out, "direct", "--adversarial", "pgd", "--steps", 0, "--eps", 0.1),
+            expect="--steps: must be >= 1")
     args = list(finetune_args(files, out, "direct"))
     args[args.index("--data") + 1] = files / "short.sigmf-meta"
     refused(*args, expect="frames of 64 samples, but the model takes 128")

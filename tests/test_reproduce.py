@@ -54,9 +54,9 @@ def micro(tmp_path_factory):
 
     first = run([], 1500)
     first_results = json.loads((out / "results.json").read_text())
-    with_distill = run(["--distill"], 900)
+    with_distill = run(["--distill", "--aft"], 1200)
     before = snapshot(out)
-    again = run(["--distill"], 300)
+    again = run(["--distill", "--aft"], 300)
     return types.SimpleNamespace(out=out, first=first, first_results=first_results, with_distill=with_distill,
                                  second=again, before=before, after=snapshot(out),
                                  pipeline=reproduce.Pipeline(out, reproduce.PRESETS["micro"]))
@@ -68,8 +68,9 @@ EPS_LEVELS = reproduce.PRESETS["micro"].eps_levels
 def test_reproduce_micro_finishes_with_report_results_figures_masks_and_stages(micro):
     out = micro.out
     for stage in reproduce.STAGES:
-        assert (f"[{stage}] finished in" in micro.first) == (stage != "distill")
+        assert (f"[{stage}] finished in" in micro.first) == (stage not in ("aft", "distill"))
     assert "[distill] not asked for (--distill), skipped" in micro.first
+    assert "[aft] not asked for (--aft), skipped" in micro.first
     assert micro.first_results["distillation"] is None
     assert f"report: {out / 'report.md'}; results: {out / 'results.json'}" in micro.first
     stages = json.loads((out / "stages.json").read_text())
@@ -106,14 +107,42 @@ def test_reproduce_micro_finishes_with_report_results_figures_masks_and_stages(m
     assert (out / "commands.log").read_text().count("shapft robustness") == 1
     assert results["distillation"] is not None and (out / "distill" / "distill_results.json").exists()
     assert "## Attention-based adversarial robust distillation" in report
-    assert (out / "commands.log").read_text().count("shapft finetune") == 7
+    # the SHAP-AFT ablation: at eps 0.1, seed 0, AT-FGSM of the main study and two new fine-tunings
+    assert (out / "commands.log").read_text().count("shapft finetune") == 9
+    assert "## SHAP-AFT ablation" in report and "| SHAP-AFT (SHAP deletion + AFT) |" in report
 
 
 def test_reproduce_micro_distill_added_later_runs_only_distill_and_report(micro):
     finished = re.findall(r"\[(\w+)\] finished in", micro.with_distill)
     skipped = re.findall(r"\[(\w+)\] done before", micro.with_distill)
-    assert finished == ["distill", "report"]
-    assert skipped == [stage for stage in reproduce.STAGES if stage not in ("distill", "report")]
+    assert finished == ["aft", "distill", "report"]
+    assert skipped == [stage for stage in reproduce.STAGES if stage not in ("aft", "distill", "report")]
+
+
+def test_reproduce_micro_shap_aft_ablation_scores_match_a_hand_computation(micro):
+    from gnuradio.shapft import attacks
+    from gnuradio.shapft.learn import metrics
+    from gnuradio.shapft.models import masked
+    from gnuradio.shapft.studies import shapaft
+    settings = shapaft.SETTINGS["micro"]
+    summary = json.loads((micro.out / "aft" / "summary.json").read_text())
+    entry = summary["eps"]["0.1"]
+    assert set(entry["rows"]) == set(shapaft.VARIANTS)
+    assert [c["a"] + " vs " + c["b"] for c in entry["comparisons"]] == [f"{a} vs {b}" for a, b, _ in shapaft.COMPARISONS]
+    path = shapaft.model_path(micro.pipeline, "shapft+at_fgsm", 0, 0.1)
+    loaded = model_file.load(path)
+    assert loaded.metadata["training"]["method"] == "shapft+at_fgsm"
+    assert loaded.mask == masks.load(micro.pipeline.mask(0.1))
+    x, labels = shapaft.frames(micro.pipeline, settings, 1)
+    classifier, _ = masked.full_frame_classifier(loaded)
+    adaptive = attacks.attack_array(attacks.FGSM(classifier, eps=0.1, seed=1), x, labels)
+    row = entry["rows"]["shapft+at_fgsm"]
+    assert row["adaptive"]["fgsm"]["values"] == [metrics.model_accuracy(classifier, adaptive, labels)]
+    assert row["clean"]["values"] == [metrics.model_accuracy(classifier, x, labels)]
+    with np.load(micro.out / "aft" / "transfer" / "eps0.1.npz") as transferred:
+        assert transferred["cw-l2"].shape == (settings["cw_frames"], 2, 128)
+        expected = metrics.model_accuracy(classifier, transferred["pgd"], labels)
+    assert row["transfer"]["pgd"]["values"] == [expected]
 
 
 def test_reproduce_micro_masks_follow_from_the_shap_values(micro):

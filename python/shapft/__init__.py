@@ -7,7 +7,8 @@
 
 Blocks: channel_model_source (RadioML-style frames through a dynamic channel),
 fgsm_injector (adversarial perturbations), negative_point_mask (SHAP-FT's deletion)
-and classifier_sink (TorchScript classification). They are imported on first use, so
+classifier_sink (TorchScript classification) and attack_detector (scores frames as
+attacked or clean). They are imported on first use, so
 `import gnuradio.shapft` (and GNU Radio Companion sizing a block's ports) does not
 load torch.
 
@@ -26,6 +27,7 @@ _LAZY = {
     "fgsm_injector": ".blocks.fgsm_injector",
     "negative_point_mask": ".blocks.negative_point_mask",
     "classifier_sink": ".blocks.classifier_sink",
+    "attack_detector": ".blocks.attack_detector",
     "read_frame_tags": ".shapft_python",
 }
 

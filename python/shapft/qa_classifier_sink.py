@@ -349,5 +349,33 @@ class qa_classifier_sink(gr_unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "precision"):
             classifier_sink(model_path, precision="half")
 
+    def test_014_smoothing_majority_abstention_and_counts(self):
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = shapft_testing.random_frames(90, seed=8)
+        frames[4] = 0
+        labels = [CLASSES[i] for i in self.rng.integers(0, 11, len(frames))]
+        # negligible noise: every sample votes for the plain prediction, which wins the test
+        sink, messages = self.run_sink(frames, model_path, labels, [0.0] * 90, batch_size=16,
+                                       smoothing_psr_db=-120, smoothing_samples=20)
+        predicted, _ = offline_predictions(model_path, frames)
+        good = [i for i in range(90) if i != 4]
+        self.assertEqual([messages[i]["class_index"] for i in good], predicted[good].tolist())
+        self.assertEqual([messages[i]["confidence"] for i in good], [1.0] * 89)
+        self.assertEqual((sink.frames_scored(), sink.frames_abstained(), sink.frames_invalid()), (89, 0, 1))
+        # one sample per frame can never beat the runner-up: every valid frame abstains
+        sink, messages = self.run_sink(frames, model_path, labels, [0.0] * 90, batch_size=16,
+                                       smoothing_psr_db=-20, smoothing_samples=1)
+        self.assertEqual((sink.frames_in(), sink.frames_scored(), sink.frames_abstained()), (90, 0, 89))
+        self.assertTrue(all(m.get("abstained") for m in messages if m["valid"]))
+        self.assertTrue(all("correct" not in m for m in messages))
+        self.assertTrue(np.isnan(sink.accuracy()))
+        self.assertEqual(sink.results()["frames_abstained"], 89)
+        for kwargs, name in ((dict(smoothing_psr_db=float("nan")), "smoothing_psr_db"),
+                             (dict(smoothing_psr_db=-20, smoothing_samples=0), "smoothing_samples"),
+                             (dict(smoothing_psr_db=-20, smoothing_alpha=1.5), "smoothing_alpha")):
+            with self.assertRaisesRegex(ValueError, name):
+                classifier_sink(model_path, **kwargs)
+
+
 if __name__ == '__main__':
     gr_unittest.run(qa_classifier_sink)

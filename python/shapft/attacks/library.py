@@ -10,6 +10,8 @@ APGD-DLR  AutoAttack's APGD-T: the same APGD on the targeted DLR loss, towards e
           frame's top_k highest-scoring wrong classes in turn.
 Square    SquareAttack, score-based black box: forward passes only (Andriushchenko
           et al. 2020), so gradient masking does not stop it.
+C&W-L2    CarliniL2Method (Carlini & Wagner 2017), the minimum-distortion L2 attack,
+          run at a budget: its result is projected onto the L2 ball of eps.
 
 How ART is run on radio frames:
 - The model is handed to ART's PyTorchClassifier (CrossEntropyLoss, clip_values None
@@ -40,6 +42,9 @@ How ART is run on radio frames:
   streams are untouched. (Not thread-safe: ART's state is global.)
 - The model's parameters are set requires_grad=False for the call (restored after):
   ART's backward would otherwise write into their .grad.
+- CarliniL2Method optimises in tanh space over a box: clip_values, or with None the
+  batch's own range [min(x), max(x)]. That range is kept (a frame's samples stay within
+  the batch's extremes, several times the perturbation's size at any PSR we use).
 - ART asks the model again for logits it has just computed (APGD for the loss at the
   point of its last gradient, and the reverse; Square for every point at every
   iteration); _Logits answers those from memory, with the same numbers for a
@@ -511,11 +516,51 @@ def _counted(count, noun):
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-LIBRARY_METHODS = {cls.name: cls for cls in (APGDCE, APGDDLR, Square)}
+class CarliniL2(LibraryAttack):
+    """ART's CarliniL2Method: for binary_search_steps values of the trade-off constant
+    (from initial_const), max_iter Adam-like steps on the L2 distortion plus the margin
+    loss (confidence); the smallest successful perturbation is kept, then projected onto
+    the L2 ball of eps (norm is always l2)."""
+    name = "cw-l2"
+    info_fields = LibraryAttack.info_fields + ("confidence", "learning_rate", "binary_search_steps", "max_iter",
+                                               "initial_const")
+
+    def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
+                 frame_length=FRAME_LENGTH, precision="fp32", norm="l2", batch_size=256,
+                 confidence=0.0, learning_rate=0.05, binary_search_steps=5, max_iter=10, initial_const=0.1):
+        if norm != "l2":
+            raise ValueError(f"norm: C&W-L2 bounds the L2 norm, not {norm!r}")
+        super().__init__(model, eps, psr_db, targeted, seed, frame_length, precision, norm, batch_size)
+        self.confidence = float(confidence)
+        self.learning_rate = float(learning_rate)
+        self.binary_search_steps = _count(binary_search_steps, "binary_search_steps")
+        self.max_iter = _count(max_iter, "max_iter")
+        self.initial_const = float(initial_const)
+
+    def _details(self):
+        return [f"{self.binary_search_steps} x {self.max_iter} iterations"]
+
+    def _run(self, x, labels, device):
+        from art.attacks.evasion import CarliniL2Method
+        module = _Logits(self.model, device, self.precision)
+        classifier = _classifier(module, x.shape[1:], _nb_classes(module, x))
+        attack = CarliniL2Method(classifier, confidence=self.confidence, targeted=self.targeted,
+                                 learning_rate=self.learning_rate, binary_search_steps=self.binary_search_steps,
+                                 max_iter=self.max_iter, initial_const=self.initial_const,
+                                 batch_size=self.batch_size, verbose=False)
+        return attack.generate(x, np.eye(classifier.nb_classes, dtype=np.float32)[labels])
+
+
+def _nb_classes(module, x):
+    with torch.no_grad():
+        return int(module(torch.from_numpy(x[:1])).shape[1])
+
+
+LIBRARY_METHODS = {cls.name: cls for cls in (APGDCE, APGDDLR, Square, CarliniL2)}
 
 
 def make(method, model, eps=None, psr_db=None, **kwargs):
-    """A library attack by name (apgd-ce, apgd-dlr, square); kwargs go to its constructor
+    """A library attack by name (apgd-ce, apgd-dlr, square, cw-l2); kwargs go to its constructor
     (targeted, seed, frame_length, precision, norm, batch_size; max_iter; nb_random_init,
     eps_step for APGD; top_k for apgd-dlr; p_init, nb_restarts for square)."""
     return by_name(LIBRARY_METHODS, method, "library attack")(model, eps=eps, psr_db=psr_db, **kwargs)

@@ -7,25 +7,43 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import FGSM, iteration, make
+from . import iteration, make
 from ..core import budget
 
 
-class FGSMATLoss:
-    """Goodfellow et al.'s adversarial training: half clean, half FGSM cross-entropy,
-    the examples crafted at every batch."""
-    method = "at_fgsm"
+class MixedATLoss:
+    """Goodfellow et al.'s adversarial training: half clean, half adversarial
+    cross-entropy, the examples crafted at every batch against the model being trained:
+    FGSM, or PGD (`steps`, random start). One attack object is kept so PGD's random
+    starts advance."""
 
-    def __init__(self, eps):
+    def __init__(self, eps, attack="fgsm", steps=10, seed=0):
+        if attack not in ("fgsm", "pgd"):
+            raise ValueError(f"attack: {attack!r} is not fgsm or pgd")
         self.eps = budget.resolve_eps(eps)
+        self.attack = attack
+        self.steps = int(steps) if attack == "pgd" else None
+        self.seed = int(seed)
+        self._attack = None
+
+    @property
+    def method(self):
+        return f"at_{self.attack}"
 
     def __call__(self, model, x, y):
-        x_adv = FGSM(model, eps=self.eps)(x, y)
+        if self._attack is None or self._attack.model is not model:
+            options = {"steps": self.steps} if self.attack == "pgd" else {}
+            self._attack = make(self.attack, model, eps=self.eps, seed=self.seed, frame_length=x.shape[-1],
+                                **options)
+        x_adv = self._attack(x, y)
         logits = model(torch.cat([x, x_adv]))
         return F.cross_entropy(logits.float(), torch.cat([y, y])), logits[len(x):]
 
     def info(self):
-        return {"method": self.method, "attack": "fgsm", "norm": "linf", "eps": self.eps}
+        info = {"method": self.method, "attack": self.attack, "norm": "linf", "eps": self.eps}
+        if self.steps is not None:
+            info["steps"] = self.steps
+        return info
 
 
 class AdversarialLoss:

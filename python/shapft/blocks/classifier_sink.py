@@ -7,6 +7,7 @@ import torch
 from gnuradio import gr
 
 from ..core import artifacts, params
+from ..learn import smoothing
 from ..models import precision as model_precision
 from .guard import ErrorLog, QuietBuffers
 from .runtime import WorkerBlock, check_vector_length, load_model
@@ -37,6 +38,15 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     buffers; after another block, set its min output buffer (GRC: Advanced > Min
     Output Buffer) so batches fill up.
 
+    Randomized smoothing (`smoothing_psr_db`, None for off): each frame is classified
+    `smoothing_samples` times with Gaussian noise of that PSR added, and the sink reports
+    the majority class, or abstains where it does not beat the runner-up in a binomial
+    test at `smoothing_alpha` (learn.smoothing, Cohen et al.'s PREDICT; `shapft certify`
+    measures what that guarantees). Abstained frames are counted apart from errors
+    (frames_abstained(); in = scored + invalid + dropped + abstained) and their message
+    says abstained = true; confidence is the majority's share of the samples. The noise
+    of each batch is drawn from `seed` and the batch's first frame number.
+
     `results_path` ('' for none): the results (results()) are written there as JSON
     when the flowgraph stops; its directory must exist and be writable. Errors while
     running never stop the flowgraph: each is logged and reported (errors(), and in
@@ -46,7 +56,8 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     """
 
     def __init__(self, model_path, batch_size=256, num_threads=0, name="", results_path="",
-                 publish=True, vector_length=0, precision="fp32"):
+                 publish=True, vector_length=0, precision="fp32", smoothing_psr_db=None, smoothing_samples=100,
+                 smoothing_alpha=0.001, seed=0):
         model_path = params.file_path(model_path, "model_path")
         self.precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS))
         batch_size = params.integer(batch_size, "batch_size", minimum=1)
@@ -55,6 +66,17 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
         self.results_path = params.output_file(results_path, "results_path")
         self.publish = params.boolean(publish, "publish")
         vector_length = params.integer(vector_length, "vector_length", minimum=0)
+        self.smoothing = None
+        if smoothing_psr_db is not None:
+            psr = params.number(smoothing_psr_db, "smoothing_psr_db")
+            if not math.isfinite(psr):
+                raise ValueError(f"smoothing_psr_db: must be a finite number, got {smoothing_psr_db!r}")
+            alpha = params.number(smoothing_alpha, "smoothing_alpha")
+            if not 0 < alpha < 1:
+                raise ValueError(f"smoothing_alpha: must be between 0 and 1, got {smoothing_alpha!r}")
+            self.smoothing = {"psr_db": psr, "sigma": smoothing.sigma_from_psr_db(psr), "alpha": alpha,
+                              "samples": params.integer(smoothing_samples, "smoothing_samples", minimum=1)}
+        self.seed = params.integer(seed, "seed")
         self.model = load_model(model_path, batch_size, num_threads)
         self.num_threads = num_threads or torch.get_num_threads()
         self.chunks = None
@@ -108,7 +130,9 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
         self.tally.frames_in += n
         tags = window_tags(self, n, self.classes)
         predicted, confidence = released.results("predicted"), released.results("confidence")
-        valid = released.valid
+        abstained = released.valid & (predicted == smoothing.ABSTAIN)
+        valid = released.valid & ~abstained
+        self.tally.frames_abstained += int(abstained.sum())
         self.tally.add(predicted[valid], tags.class_index[valid], tags.snr_db[valid])
         for reason in released.reasons.values():
             self.tally.add_invalid(reason)
@@ -122,6 +146,8 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
         """A chunk's results and the classification of one of its batches (ChunkQueue)."""
         inputs = torch.from_numpy(to_model_input(frames))   # a copy
         results = {"predicted": np.full(len(frames), -1), "confidence": np.zeros(len(frames))}
+        if self.smoothing is not None:
+            return results, self._smoothed(inputs, results, self.nitems_read(0) + first)
 
         def classify(index):
             with torch.inference_mode():
@@ -133,17 +159,35 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
 
         return results, classify
 
+    def _smoothed(self, inputs, results, first_frame):
+        """The smoothed classification of a batch (its noise drawn from the seed and the
+        batch's first frame number, whichever worker runs it)."""
+        settings = self.smoothing
+
+        def classify(index):
+            start = index.start if isinstance(index, slice) else int(index[0])
+            generator = torch.Generator().manual_seed(int(np.random.SeedSequence(
+                [self.seed, first_frame + start]).generate_state(1)[0]))
+            counts = smoothing.class_counts(self.model.module, inputs[index], settings["sigma"], settings["samples"],
+                                            len(self.classes), generator, settings["samples"], self.precision)
+            results["predicted"][index] = smoothing.predict_from_counts(counts, settings["alpha"])
+            results["confidence"][index] = counts.max(axis=1) / settings["samples"]
+
+        return classify
+
     def _publish(self, frame_index, predicted, confidence, label, snr, reason):
         """One frame's message on `classification`."""
         message = {"frame_index": int(frame_index), "valid": reason is None}
-        if reason is None:
+        if reason is None and predicted == smoothing.ABSTAIN:
+            message.update(abstained=True, confidence=float(confidence))
+        elif reason is None:
             message.update(label=self.classes[predicted], class_index=int(predicted),
                            confidence=float(confidence))
         else:
             message["reason"] = reason
         if label is not None:
             message["true_label"] = label
-            if reason is None:
+            if reason is None and predicted != smoothing.ABSTAIN:
                 message["correct"] = bool(self.classes[predicted] == label)
         if not math.isnan(snr):
             message["snr_db"] = float(snr)
@@ -151,14 +195,7 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
 
     def start(self):
         """Start the workers (each warms the model up); an error leaves the sink failed."""
-        try:
-            # Messages cost more than a fast model's inference; build none when nobody listens.
-            self.publishing = self.publish and pmt.length(self.message_subscribers(CLASSIFICATION_PORT)) > 0
-        except Exception as err:
-            self._fail("start", err)
-            return True
-        self._start_workers(self._warm_up, CHUNK_BATCHES)
-        return True
+        return self._start_publishing(CLASSIFICATION_PORT, self._warm_up, CHUNK_BATCHES)
 
     def stop(self):
         """Stop the workers, log the summary and write the results file."""
@@ -175,7 +212,8 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     def results(self):
         """The frame counts, accuracy report, errors and the model, as written to results_path."""
         return dict(self.tally.as_dict(), errors=self.errors(), name=self.name,
-                    model=str(self.model.path), model_sha256=self.model.sha256, precision=self.precision)
+                    model=str(self.model.path), model_sha256=self.model.sha256, precision=self.precision,
+                    smoothing=self.smoothing)
 
     def errors(self):
         """Texts of the errors caught while running, oldest first (empty when none)."""
@@ -196,6 +234,10 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     def frames_dropped(self):
         """Frames passed over unclassified after an error (errors())."""
         return self.tally.frames_dropped
+
+    def frames_abstained(self):
+        """Frames a smoothed sink abstained on (no clear majority class)."""
+        return self.tally.frames_abstained
 
     def accuracy(self):
         """Fraction of the labelled frames classified correctly (nan before any)."""

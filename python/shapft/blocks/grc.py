@@ -14,6 +14,11 @@ def model_full_frame_length(model_path):
     return model_file.full_frame_length_of(model_path)
 
 
+def detector_frame_length(detector_path):
+    """Vector length of the frames an attack detector scores (attack_detector's ports)."""
+    return int(model_file.read_metadata(detector_path)["frame_length"])
+
+
 def mask_input_length(mask_path):
     """negative_point_mask's input vector length."""
     return masks.load(mask_path)["frame_length"]
@@ -34,9 +39,10 @@ def shipped_model(name):
     return shipped.model(name)
 
 
-def demo_report(clean, attacked, defended, injector):
+def demo_report(clean, attacked, defended, injector, detectors=()):
     """A table of the three classifier sinks' accuracies (clean, attacked, defended),
-    then any errors the sinks or the injector reported."""
+    the attack detectors' alarm rates (detectors: (on the clean branch, on the attacked
+    branch)), then any errors the blocks reported."""
     attack = injector.attack
     lines = [f"gr-shapft attack/defence demo: {attack.describe()}",
              f"{'branch':<10} {'frames in':>9} {'scored':>7} {'invalid':>7} {'accuracy':>9}"]
@@ -49,6 +55,16 @@ def demo_report(clean, attacked, defended, injector):
     lost = clean.accuracy() - attacked.accuracy()
     if lost > 0:
         lines.append(f"SHAP-FT recovers {100 * recovered:+.1f} points of the {100 * lost:.1f} the attack took")
-    for name, block in (("injector", injector), *((sink.name, sink) for sink in (clean, attacked, defended))):
+    named_detectors = list(zip(("clean", "attacked"), detectors))
+    for branch, detector in named_detectors:
+        rate = detector.alarm_rate()
+        text = "n/a" if rate != rate else f"{100 * rate:.1f}%"
+        meaning = "false alarms" if branch == "clean" else "attacked frames flagged"
+        lines.append(f"attack detector on the {branch} branch: {text} {meaning} "
+                     f"({detector.frames_scored()} frames, threshold for "
+                     f"{100 * detector.false_alarm_rate():.0f}% calibrated false alarms)")
+    blocks = [("injector", injector), *((sink.name, sink) for sink in (clean, attacked, defended)),
+              *((f"{branch} detector", detector) for branch, detector in named_detectors)]
+    for name, block in blocks:
         lines += [f"error in {name}: {text}" for text in block.errors()]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
-"""What the model-running blocks (fgsm_injector, classifier_sink) run on, free of
-GNU Radio: loading the model with checked settings, torch work on worker threads
-that each use one core, and the chunk queue that keeps those workers busy while
-frames come back to GNU Radio in order."""
+"""What the model-running blocks (fgsm_injector, classifier_sink, attack_detector) run
+on, free of GNU Radio but for WorkerBlock's message check: loading the model with
+checked settings, torch work on worker threads that each use one core, and the chunk
+queue that keeps those workers busy while frames come back to GNU Radio in order."""
 import collections
 import concurrent.futures
 import dataclasses
@@ -29,12 +29,18 @@ def load_model(model_path, batch_size, num_threads):
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     if num_threads < 0:
         raise ValueError(f"num_threads: must be >= 0 (0 = torch's default), got {num_threads}")
+    return load_file(model_file.load, model_path, "model_path")
+
+
+def load_file(load, path, parameter):
+    """load(path) run in a short-lived thread (load_model says why); its problems are
+    refused naming `parameter`."""
     try:
         # Leaving the with block joins the worker thread, and its team ends with it.
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="shapft-load") as loader:
-            return loader.submit(model_file.load, model_path).result()
+            return loader.submit(load, path).result()
     except (FileNotFoundError, ValueError) as err:
-        raise ValueError(f"model_path: {err}") from None
+        raise ValueError(f"{parameter}: {err}") from None
 
 
 def check_vector_length(vector_length, frame_length, model_path):
@@ -203,6 +209,19 @@ class WorkerBlock:
     and what start(), work() and stop() share when something fails. An error is
     recorded in self.error_log (blocks.guard.ErrorLog) and leaves the block failed
     (self.failed), its workers stopped; nothing is raised into GNU Radio."""
+
+    def _start_publishing(self, port, warm_up, batches_per_chunk):
+        """start() of a block with a message `port`: messages are built only while
+        something is connected to it (they cost more than a fast model's inference),
+        then the workers start."""
+        import pmt
+        try:
+            self.publishing = self.publish and pmt.length(self.message_subscribers(port)) > 0
+        except Exception as err:
+            self._fail("start", err)
+            return True
+        self._start_workers(warm_up, batches_per_chunk)
+        return True
 
     def _start_workers(self, warm_up, batches_per_chunk):
         try:

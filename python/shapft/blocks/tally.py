@@ -12,7 +12,8 @@ RECENT_FRAMES = 500
 
 class Tally:
     """Counts of one sink's frames: in = scored + invalid + dropped (frames a failed
-    sink passed over unclassified)."""
+    sink passed over unclassified) + abstained (a smoothed sink's frames without a clear
+    majority class)."""
 
     def __init__(self, classes):
         self.classes = list(classes)
@@ -21,6 +22,7 @@ class Tally:
         self.frames_scored = 0
         self.frames_invalid = {"nan": 0, "inf": 0, "zero": 0}
         self.frames_dropped = 0
+        self.frames_abstained = 0   # a smoothed sink's frames without a clear majority
         self.frames_labelled = 0
         self.correct = 0
         self.confusion = np.zeros((n, n), dtype=np.int64)      # [true, predicted]
@@ -79,6 +81,7 @@ class Tally:
                                             self.confusion, self.classes)
         return {"frames_in": self.frames_in, "frames_scored": self.frames_scored,
                 "frames_invalid": dict(self.frames_invalid), "frames_dropped": self.frames_dropped,
+                "frames_abstained": self.frames_abstained,
                 "frames_labelled": self.frames_labelled,
                 **report}
 
@@ -88,6 +91,8 @@ class Tally:
         text = f"{self.frames_in} frames in, {self.frames_scored} scored, {invalid} invalid"
         if self.frames_dropped:
             text += f", {self.frames_dropped} dropped"
+        if self.frames_abstained:
+            text += f", {self.frames_abstained} abstained"
         if self.frames_labelled:
             text += f", accuracy {100 * self.accuracy():.1f}% over {self.frames_labelled} labelled"
         return text

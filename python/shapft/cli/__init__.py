@@ -20,9 +20,12 @@ COMMANDS = {
     "evaluate": ("evaluate", "accuracy overall and per SNR, clean and under attacks"),
     "uap": ("uap", "a universal adversarial perturbation: one perturbation for every frame"),
     "robustness": ("robustness", "the robustness leaderboard: models against the standard attack ensemble"),
+    "certify": ("certify", "randomized smoothing: certified accuracy against L2 perturbations"),
     "explain": ("explain", "SHAP values (expected gradients) of frames"),
     "mask": ("mask", "negative points from SHAP values: the deletion mask"),
     "finetune": ("finetune", "SHAP-FT: fine-tune on frames with the mask's positions deleted"),
+    "detector": ("detector", "train an attack detector for a classifier (SHAP-AFT's first stage)"),
+    "detection": ("detection", "ROC of an attack detector against non-adaptive and adaptive attacks"),
     "distill": ("distill", "attention-based adversarial robust distillation of a compact transformer"),
     "reproduce": ("reproduce", "the whole SHAP-FT and distillation pipeline, report and figures"),
 }

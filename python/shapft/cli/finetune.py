@@ -7,6 +7,12 @@ need nothing but the model file. Baselines with the same recipe: --method direct
 (no deletion), random (m random positions), at_fgsm (FGSM adversarial training at
 --eps).
 
+--adversarial fgsm|pgd adds adversarial fine-tuning at --eps to any deletion: every
+batch half clean, half perturbed (FGSM, or --steps of PGD from a random start)
+against the network being trained, on the frames after the deletion. With --method
+shapft this is SHAP-AFT's fine-tuning (arXiv 2509.15766); --method direct
+--adversarial fgsm is --method at_fgsm.
+
 Invalid frames (a NaN or infinite sample, or all samples zero) of --data and
 --evaluate are left out and counted, or refused with --invalid-frames error.
 """
@@ -23,7 +29,10 @@ def add_arguments(parser):
                              "direct: no deletion; at_fgsm: FGSM adversarial training at --eps "
                              "(default shapft)")
     parser.add_argument("--mask", metavar="MASK.json", help="shapft: the mask; random: its m is used")
-    parser.add_argument("--eps", type=float, help="at_fgsm: the adversarial-training budget")
+    parser.add_argument("--adversarial", choices=["fgsm", "pgd"],
+                        help="adversarial fine-tuning with this attack at --eps, after the deletion")
+    parser.add_argument("--steps", type=int, help="--adversarial pgd: steps per example (default 10)")
+    parser.add_argument("--eps", type=float, help="at_fgsm and --adversarial: the adversarial-training budget")
     parser.add_argument("--epochs", type=int, default=50, help="at most this many epochs (default 50)")
     parser.add_argument("--patience", type=int, default=5, help="early-stopping patience (default 5)")
     parser.add_argument("--evaluate", metavar="REC", help="then classify this recording (e.g. adv-data), "
@@ -39,6 +48,7 @@ def run(args):
     common.apply_threads(args)
     done = stages.finetune_model(
         args.model, args.data, args.out, method=args.method, mask=args.mask, eps=args.eps,
+        adversarial=args.adversarial, steps=args.steps,
         epochs=args.epochs, patience=args.patience, evaluate=args.evaluate, seed=args.seed,
         force=args.force, progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision)
     result = done.result

@@ -3,8 +3,11 @@ negative-point masks, SHAP-FT fine-tuning with its baselines (AT-FGSM, direct
 fine-tuning) and controls (random deletion, adaptive FGSM), the evaluation, the
 robustness leaderboard of the original and defended models (`shapft robustness`:
 the standard attack ensemble, adaptive, with confidence intervals), figures,
-results.json and report.md; with --distill also the attention-based robust
-distillation study (`shapft distill`), whose results join the report.
+results.json and report.md; with --aft also the SHAP-AFT ablation (adversarial
+fine-tuning with SHAP's, random or no deletion, 3 seeds, scored under FGSM, BIM, PGD
+and C&W-L2, transferred and adaptive: docs/shapaft.md), and with --distill the
+attention-based robust distillation study (`shapft distill`); their results join the
+report.
 
 Presets:
   small  the study (data of `shapft generate --preset small` and `tiny`; eps 0.025,
@@ -28,8 +31,10 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=int, default=2,
                         help="parallel processes for data generation and fine-tuning (default 2)")
     parser.add_argument("--until", choices=["data", "train", "attack", "explain", "mask", "finetune",
-                                            "evaluate", "robustness", "distill", "report"],
+                                            "evaluate", "robustness", "aft", "distill", "report"],
                         help="stop after this stage")
+    parser.add_argument("--aft", action="store_true",
+                        help="also run the SHAP-AFT ablation (added to a finished run, it redoes only the report)")
     parser.add_argument("--distill", action="store_true",
                         help="also run the distillation study (added to a finished run, it "
                              "redoes only the report)")
@@ -48,7 +53,7 @@ def run(args):
     out = artifacts.writable_dir(args.out)
     pipeline = reproduce.Pipeline(out, reproduce.PRESETS[args.preset], seed=args.seed, workers=args.workers,
                                   threads=args.threads, progress=not args.quiet,
-                                  distill=args.distill, precision=args.precision)
+                                  distill=args.distill, precision=args.precision, aft=args.aft)
     pipeline.run(until=args.until)
     if (out / "report.md").exists() and args.until in (None, "report"):
         print(f"report: {out / 'report.md'}; results: {out / 'results.json'}")

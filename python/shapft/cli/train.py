@@ -13,6 +13,10 @@ A checkpoint (default MODEL.pt.ckpt) is saved after every epoch; after an
 interruption, run the same command with --resume to continue. It is deleted once
 the model is exported.
 
+--noise-psr-db P trains a base classifier for randomized smoothing (`shapft certify`):
+Gaussian noise of PSR P dB is added to every training batch, and once (seeded) to the
+validation frames that decide early stopping.
+
 Invalid frames (a NaN or infinite sample, or all samples zero) of every split are left
 out and counted (MODEL.training.json: frames_invalid, invalid_frame_indices), or refused
 with --invalid-frames error.
@@ -34,6 +38,9 @@ def add_arguments(parser):
                         help="stop after this many epochs without a lower validation loss (default 10)")
     parser.add_argument("--min-delta", type=float, default=0.0,
                         help="smallest validation-loss decrease that counts as better (default 0)")
+    parser.add_argument("--noise-psr-db", type=float, metavar="P",
+                        help="train under Gaussian noise of this PSR (dB): a base classifier for randomized "
+                             "smoothing")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="checkpoint file (default MODEL.pt.ckpt)")
     parser.add_argument("--resume", action="store_true",
@@ -51,7 +58,8 @@ def run(args):
         args.arch, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         patience=args.patience, min_delta=args.min_delta, seed=args.seed, checkpoint=args.checkpoint,
         resume=args.resume, force=args.force, progress=not args.quiet,
-        log=lambda text: print(text, file=sys.stderr), invalid_frames=args.invalid_frames, precision=args.precision)
+        log=lambda text: print(text, file=sys.stderr), invalid_frames=args.invalid_frames, precision=args.precision,
+        noise_psr_db=args.noise_psr_db)
     common.print_invalid([(check, f"{split} split") for split, check in trained.checks.items()])
     _print_summary(trained.path, trained.result, trained.test_report)
 

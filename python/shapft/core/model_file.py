@@ -21,6 +21,7 @@ from .radioml import CLASSES
 METADATA_NAME = "shapft.json"
 ARCHITECTURES = ("cnn_lstm", "transformer_compact", "transformer_large")   # models.build makes each
 FORMAT = "shapft-model/1"
+DETECTOR_FORMAT = "shapft-detector/1"   # core.detector_file
 INPUT_CONVENTION = "float32 [B, 2, L]: I then Q, unit average power per complex sample"
 OUTPUT_CONVENTION = "logits [B, C] (no softmax)"
 
@@ -84,10 +85,23 @@ def build_metadata(model, arch, frame_length, provenance, mask=None, training=No
 
 def save(model, path, metadata):
     """Script `model` (in eval mode) and write it atomically with its metadata."""
-    import torch
     missing = {"arch", "classes", "frame_length"} - set(metadata)
     if missing:
         raise ValueError(f"model metadata lacks {sorted(missing)}")
+    expected = (2, len(metadata["classes"]))
+
+    def check(output):
+        if tuple(output.shape) != expected:
+            raise ValueError(f"model returns {tuple(output.shape)} for [2, 2, {metadata['frame_length']}] "
+                             f"input; expected {expected}")
+
+    return save_scripted(model, path, metadata, check)
+
+
+def save_scripted(model, path, metadata, check):
+    """Script `model` (in eval mode), check(its output for two zero frames of the
+    metadata's frame_length), and write it atomically with `metadata` inside."""
+    import torch
     was_training = model.training
     model.eval()
     try:
@@ -95,10 +109,7 @@ def save(model, path, metadata):
             scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.script(model)
         probe = torch.zeros(2, 2, int(metadata["frame_length"]))
         with torch.no_grad():
-            logits = scripted(probe)
-        if tuple(logits.shape) != (2, len(metadata["classes"])):
-            raise ValueError(f"model returns {tuple(logits.shape)} for [2, 2, {metadata['frame_length']}] "
-                             f"input; expected (2, {len(metadata['classes'])})")
+            check(scripted(probe))
         buffer = io.BytesIO()
         with _quiet_torchscript():
             torch.jit.save(scripted, buffer, _extra_files={METADATA_NAME: json.dumps(metadata, indent=2)})
@@ -147,33 +158,44 @@ def full_frame_length_of(path):
 
 def load(path):
     """Load and check a model file; any problem is a ValueError naming the file."""
+    module, metadata, path = load_scripted(path, "model file")
+    if metadata.get("format") == DETECTOR_FORMAT:
+        raise ValueError(f"model file {path} is an attack detector, not a classifier")
+    for key in ("arch", "classes", "frame_length"):
+        if key not in metadata:
+            raise ValueError(f"model file {path}: metadata lacks {key!r}")
+    loaded = LoadedModel(module, metadata, artifacts.sha256_file(path), path)
+    _check_shapes(loaded)
+    return loaded
+
+
+def load_scripted(path, what):
+    """(TorchScript module in eval mode, its metadata, path) of a gr-shapft archive;
+    problems are ValueErrors naming `what` and the file."""
     import torch  # here, not at the top: reading metadata (GRC, port sizes) needs no torch
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist")
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"model file {path} is not a TorchScript archive (corrupt or wrong format)")
+        raise ValueError(f"{what} {path} is not a TorchScript archive (corrupt or wrong format)")
     extra = {METADATA_NAME: ""}
     try:
         with _quiet_torchscript():
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as err:  # torch raises RuntimeError subclasses with long C++ traces
-        raise ValueError(f"model file {path} cannot be loaded as TorchScript: "
+        raise ValueError(f"{what} {path} cannot be loaded as TorchScript: "
                          f"{str(err).splitlines()[0]}") from None
     if not extra[METADATA_NAME]:
-        raise ValueError(f"model file {path} carries no {METADATA_NAME} metadata; "
+        raise ValueError(f"{what} {path} carries no {METADATA_NAME} metadata; "
                          "export it with gr-shapft (shapft train)")
     try:
         metadata = json.loads(extra[METADATA_NAME])
     except json.JSONDecodeError as err:
-        raise ValueError(f"model file {path}: metadata is not valid JSON ({err})") from None
-    for key in ("arch", "classes", "frame_length"):
-        if key not in metadata:
-            raise ValueError(f"model file {path}: metadata lacks {key!r}")
+        raise ValueError(f"{what} {path}: metadata is not valid JSON ({err})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{what} {path}: metadata is not a JSON object")
     module.eval()
-    loaded = LoadedModel(module, metadata, artifacts.sha256_file(path), path)
-    _check_shapes(loaded)
-    return loaded
+    return module, metadata, path
 
 
 def _check_shapes(loaded):

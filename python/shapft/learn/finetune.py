@@ -11,16 +11,24 @@ in what the network sees:
 - at_fgsm: tiny-train, each batch half clean and half FGSM-perturbed against the
   network being trained, at the attack's own eps (Goodfellow et al.'s adversarial
   training, given the same data, budget and epochs as the others).
+
+Adversarial fine-tuning (AFT, SHAP-AFT's third stage) combines with any of the
+deletions: `adversarial` fgsm or pgd makes every batch half clean and half perturbed
+against the network being trained, on the frames as the network sees them (after the
+deletion). at_fgsm is direct fine-tuning with adversarial fgsm; shapft with
+adversarial fgsm is SHAP-AFT (arXiv 2509.15766).
 """
 import numpy as np
 import torch
 
-from ..attacks.training import FGSMATLoss
+from ..attacks.training import MixedATLoss
 from ..core import model_file, splits
 from . import training
 from ..models import CnnLstm
 
 METHODS = ("shapft", "random", "direct", "at_fgsm")
+ADVERSARIAL = ("fgsm", "pgd")
+AFT_PGD_STEPS = 10
 FINETUNE_DENSE_UNITS = 128
 VAL_FRACTION = 0.2
 
@@ -58,30 +66,56 @@ def split_train_val(labels, snr_db, seed, val_fraction=VAL_FRACTION):
     return train, val
 
 
-def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs=50, patience=5,
-             checkpoint_path=None, progress=True, precision="fp32", stop=None):
-    """Fine-tune a copy of `original` (a CnnLstm) by `method` on frames x [N, 2, 128].
+def method_name(method, adversarial=None):
+    """What a fine-tuning is called in model files and reports: the method, or with
+    adversarial fine-tuning at_<attack> after the deletion (shapft+at_fgsm is SHAP-AFT;
+    direct with at_fgsm is at_fgsm)."""
+    method, adversarial = _normalised(method, adversarial)
+    if adversarial is None:
+        return method
+    return f"at_{adversarial}" if method == "direct" else f"{method}+at_{adversarial}"
 
-    keep: positions kept (shapft and random); eps: the AT-FGSM budget; stop: an Event
-    (threading or multiprocessing) whose setting ends training with KeyboardInterrupt
-    at the next batch. Returns the fine-tuned network (dense 128) and its training result.
-    """
+
+def _normalised(method, adversarial):
+    """(deletion method, adversarial attack or None), at_fgsm read as direct + fgsm."""
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
+    if adversarial is not None and adversarial not in ADVERSARIAL:
+        raise ValueError(f"adversarial {adversarial!r} is not one of {', '.join(ADVERSARIAL)}")
+    if method == "at_fgsm":
+        if adversarial not in (None, "fgsm"):
+            raise ValueError(f"method at_fgsm is FGSM adversarial fine-tuning; adversarial {adversarial!r} "
+                             "contradicts it (use method direct)")
+        return "direct", "fgsm"
+    return method, adversarial
+
+
+def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs=50, patience=5,
+             checkpoint_path=None, progress=True, precision="fp32", stop=None, adversarial=None,
+             steps=AFT_PGD_STEPS):
+    """Fine-tune a copy of `original` (a CnnLstm) by `method` on frames x [N, 2, 128].
+
+    keep: positions kept (shapft and random); adversarial: fgsm or pgd (`steps` steps)
+    adversarial fine-tuning at eps, on the frames after the deletion (at_fgsm: direct
+    with fgsm); stop: an Event (threading or multiprocessing) whose setting ends
+    training with KeyboardInterrupt at the next batch. Returns the fine-tuned network
+    (dense 128) and its training result.
+    """
+    method, adversarial = _normalised(method, adversarial)
     if method in ("shapft", "random"):
         if keep is None:
             raise ValueError(f"{method} fine-tuning needs the kept positions")
         check_kept(original, len(keep), "keep")
         x = x[:, :, keep]
-    if method == "at_fgsm" and eps is None:
-        raise ValueError("at_fgsm fine-tuning needs eps")
+    if adversarial is not None and eps is None:
+        raise ValueError(f"adversarial fine-tuning ({adversarial}) needs eps")
     train, val = split_train_val(y, snr_db, seed)
     if len(val) == 0 or len(train) == 0:
         raise ValueError(f"{len(y)} frames are too few to hold out a validation fifth of every class "
                          "and SNR (need at least 3 frames per class and SNR)")
     torch.manual_seed(seed)   # the new dense head's initialisation
     model = original.with_dense_units(FINETUNE_DENSE_UNITS)
-    loss_fn = FGSMATLoss(eps) if method == "at_fgsm" else training.cross_entropy_loss
+    loss_fn = training.cross_entropy_loss if adversarial is None else MixedATLoss(eps, adversarial, steps, seed)
     result = training.fit(model, (x[train], y[train]), (x[val], y[val]),
                           finetune_config(seed, epochs, patience),
                           loss_fn=loss_fn if stop is None else _stopping(loss_fn, stop),
@@ -98,8 +132,11 @@ def _stopping(loss_fn, stop):
     return loss
 
 
-def export(model, path, frame_length, mask, provenance, result, method):
-    """Write a fine-tuned model file carrying its mask and how it was fine-tuned."""
+def export(model, path, frame_length, mask, provenance, result, method, adversarial=None):
+    """Write a fine-tuned model file carrying its mask and how it was fine-tuned
+    (adversarial: the MixedATLoss info of adversarial fine-tuning, or None)."""
     recipe = "SHAP-FT fine-tuning: dense 128, batch 20, Adam 1e-3, <= 50 epochs, early stopping"
-    return model_file.export(model, path, "cnn_lstm", frame_length, provenance, mask=mask,
-                             training=dict(result.summary(), method=method, recipe=recipe))
+    training_info = dict(result.summary(), method=method, recipe=recipe)
+    if adversarial:
+        training_info["adversarial"] = adversarial
+    return model_file.export(model, path, "cnn_lstm", frame_length, provenance, mask=mask, training=training_info)

@@ -145,7 +145,7 @@ def _mean_std(summary):
     return f"{100 * summary['mean']:.1f} ± {100 * summary['std']:.1f}" if summary["n"] > 1 else f"{100 * summary['mean']:.1f}"
 
 
-def markdown(pipeline, rows, bars, figure_paths, stages, distill, leaderboard=None):
+def markdown(pipeline, rows, bars, figure_paths, stages, distill, leaderboard=None, aft=None):
     p = pipeline.preset
     lines = [f"# gr-shapft reproduce --preset {p.name} (seed {pipeline.seed})", "",
              "Everything below was computed by this run; `commands.log` lists every command.", "",
@@ -197,6 +197,11 @@ def markdown(pipeline, rows, bars, figure_paths, stages, distill, leaderboard=No
                   "random deletion.", "", leaderboard, "",
                   "![robust accuracy vs PSR](robustness/robust_vs_psr.png)",
                   "![robust accuracy vs SNR](robustness/robust_vs_snr.png)"]
+    if aft:
+        lines += ["", "## SHAP-AFT ablation", "",
+                  "From `aft/summary.json` (`shapft reproduce --aft`, docs/shapaft.md): adversarial fine-tuning "
+                  "alone, after random deletion and after SHAP deletion, with the same recipe, budget and seeds.",
+                  "", aft.replace("### ", "### SHAP-AFT ")]
     if distill:
         table = (pipeline.out / "distill" / "distill_table.md").read_text()
         claim = distill.get("claim")
@@ -235,11 +240,14 @@ def write(pipeline):
         leaderboard = "\n".join("#" + line if line.startswith("## ") else line
                                 for line in (robustness / "leaderboard.md").read_text().splitlines()
                                 if not line.startswith("# ")).strip()
+    aft_path = pipeline.out / "aft" / "summary.json"
+    aft = json.loads(aft_path.read_text()) if aft_path.exists() else None
     eps_masks = {f"{eps:g}": masks.load(pipeline.mask(eps)) for eps in pipeline.preset.eps_levels}
     results = {"preset": pipeline.preset.name, "seed": pipeline.seed, "shapft": rows, "bars": bars,
                "masks": eps_masks, "figures": figure_paths, "stages": stages, "distillation": distill,
-               "robustness": leaderboard_rows}
+               "robustness": leaderboard_rows, "shapaft": aft}
     artifacts.write_json(pipeline.out / "results.json", results)
-    text = markdown(pipeline, rows, bars, figure_paths, stages, distill, leaderboard)
+    text = markdown(pipeline, rows, bars, figure_paths, stages, distill, leaderboard,
+                    (pipeline.out / "aft" / "aft.md").read_text() if aft else None)
     artifacts.write_bytes(pipeline.out / "report.md", text.encode())
     return results

@@ -20,7 +20,9 @@ from ..core import artifacts, masks, shipped
 from . import stages
 from .jobs import run as run_in_workers
 
-STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "robustness", "distill", "report")
+STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "robustness", "aft", "distill",
+          "report")
+OPTIONAL_STAGES = {"aft": "--aft", "distill": "--distill"}   # run only when asked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,11 +74,12 @@ def eps_name(eps):
 
 class Pipeline:
     def __init__(self, out, preset, seed=1, workers=2, threads=None, progress=True, log=print, distill=False,
-                 precision="fp32"):
+                 precision="fp32", aft=False):
         self.out = Path(out)
         self.preset = preset
         self.seed = seed
         self.distill = distill
+        self.aft = aft
         self.precision = precision   # of the model stages (train, attack, explain, finetune, distill)
         self.workers = workers
         self.threads = threads
@@ -93,8 +96,8 @@ class Pipeline:
         self._check_preset()
         for stage in STAGES:
             done = self.stages()
-            if stage == "distill" and not self.distill and stage not in done:
-                self.log("[distill] not asked for (--distill), skipped")
+            if stage in OPTIONAL_STAGES and not getattr(self, stage) and stage not in done:
+                self.log(f"[{stage}] not asked for ({OPTIONAL_STAGES[stage]}), skipped")
             elif stage in done:
                 self.log(f"[{stage}] done before ({done[stage]['seconds']:.0f} s), skipped")
             else:
@@ -103,7 +106,7 @@ class Pipeline:
                 getattr(self, f"stage_{stage}")()
                 done = self.stages()
                 done[stage] = {"seconds": round(time.perf_counter() - start, 1)}
-                if stage in ("robustness", "distill"):
+                if stage in ("robustness", "aft", "distill"):
                     done.pop("report", None)       # the report gains the stage's section
                 artifacts.write_json(self.stages_file, done)
                 self.log(f"[{stage}] finished in {done[stage]['seconds']:.0f} s")
@@ -309,6 +312,11 @@ class Pipeline:
         _set_torch_threads(self.threads)
         robustness.run(models, data, out, psr_db=plan["psr_db"], settings=settings, surrogate=surrogate,
                        progress=self.progress, log=self.log, workers=self.workers)
+
+    def stage_aft(self):
+        from . import shapaft
+        _set_torch_threads(self.threads)
+        shapaft.run(self, shapaft.SETTINGS[self.preset.name], log=self.log)
 
     def stage_distill(self):
         from . import distill

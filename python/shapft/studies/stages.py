@@ -7,6 +7,7 @@ ValueError (or FileNotFoundError, FileExistsError, ...) whose message names the
 command-line option that gave the bad value.
 """
 import dataclasses
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -113,11 +114,14 @@ class Trained:
 
 def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patience=10, min_delta=0.0,
                      seed=0, checkpoint=None, resume=False, force=False, progress=True, log=None,
-                     invalid_frames="skip", precision="fp32"):
+                     invalid_frames="skip", precision="fp32", noise_psr_db=None):
     """Train `arch` on DATA/train (early stopping on DATA/val), export it with metadata to
     `out`, and write OUT.training.json and figures (curves; with DATA/test, accuracy vs
     SNR and confusion matrices). Resumable from `checkpoint` (default OUT.ckpt). Invalid
-    frames of every split are left out and counted (or refused: invalid_frames="error")."""
+    frames of every split are left out and counted (or refused: invalid_frames="error").
+    noise_psr_db: train a base classifier for randomized smoothing: Gaussian noise of this
+    PSR added to every training batch (learn.smoothing) and, once and seeded, to the
+    validation frames that decide early stopping."""
     import torch
     from .. import models
     from ..learn import training
@@ -150,11 +154,23 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     if log:
         log(f"{arch}: {models.parameter_count(model):,} parameters; train {len(splits['train'])}, "
             f"val {len(splits['val'])} frames of {frame_length} samples")
-    result = training.fit(model, _xy(splits["train"]), _xy(splits["val"]), config, precision=precision,
+    loss_fn, val_xy, noise = None, _xy(splits["val"]), None
+    if noise_psr_db is not None:
+        from ..learn import smoothing
+        if not math.isfinite(noise_psr_db):
+            raise ValueError(f"--noise-psr-db must be finite, got {noise_psr_db!r}")
+        loss_fn = smoothing.GaussianNoiseLoss(smoothing.sigma_from_psr_db(noise_psr_db), seed)
+        noise = loss_fn.info()
+        x_val, y_val = val_xy
+        draw = torch.randn(x_val.shape, generator=torch.Generator().manual_seed(seed + 1)).numpy()
+        val_xy = (x_val + loss_fn.sigma * draw, y_val)
+    result = training.fit(model, _xy(splits["train"]), val_xy, config, loss_fn=loss_fn, precision=precision,
                           checkpoint_path=checkpoint, progress=progress)
 
     summary = {**result.summary(), "config": dataclasses.asdict(config),
                "frames_invalid": {name: check.counts() for name, check in checks.items()}}
+    if noise:
+        summary["noise"] = noise
     test_report = None
     if "test" in splits:
         test = splits["test"]
@@ -165,7 +181,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     command = artifacts.command_line(
         "train", ("--arch", arch), ("--data", data), ("--out", out), ("--epochs", epochs),
         ("--batch-size", batch_size), ("--lr", lr), ("--patience", patience), ("--min-delta", min_delta),
-        ("--seed", seed))
+        ("--noise-psr-db", noise_psr_db), ("--seed", seed))
     provenance = {"command": command, "seed": seed, "data": digests}
     model_file.export(model, out, arch, frame_length, provenance, training=summary)
 
@@ -560,8 +576,9 @@ class FineTuned:
 
 def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epochs=50, patience=5,
                    evaluate=None, seed=0, force=False, progress=True, invalid_frames="skip", precision="fp32",
-                   stop=None):
-    """SHAP-FT fine-tuning (or a baseline: random, direct, at_fgsm) of the original
+                   stop=None, adversarial=None, steps=None):
+    """SHAP-FT fine-tuning (or a baseline: random, direct, at_fgsm), with adversarial
+    fine-tuning when `adversarial` is fgsm or pgd (`steps`), of the original
     CNN-LSTM on the valid frames of `data`, exported with its mask; then, optionally, its
     accuracy on the valid frames of the recording `evaluate` after deleting the same
     positions. Invalid frames (NaN, Inf, all zero) are left out and counted, or refused
@@ -571,6 +588,16 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
 
     if method not in finetune.METHODS:
         raise ValueError(f"--method {method!r} is not one of {', '.join(finetune.METHODS)}")
+    if adversarial is not None and adversarial not in finetune.ADVERSARIAL:
+        raise ValueError(f"--adversarial {adversarial!r} is not one of {', '.join(finetune.ADVERSARIAL)}")
+    if method == "at_fgsm" and adversarial == "pgd":
+        raise ValueError("--adversarial pgd contradicts --method at_fgsm (FGSM adversarial fine-tuning); "
+                         "use --method direct --adversarial pgd")
+    if steps is not None and adversarial != "pgd":
+        raise ValueError("--steps applies to --adversarial pgd only")
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps: must be >= 1, got {steps}")
+    name = finetune.method_name(method, adversarial)
     out = writable_output(out, "--out", force)
     loaded = load_model(model, "--model")
     original = finetune.cnn_lstm_from(loaded)
@@ -588,8 +615,9 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
                 masks.random_positions(chosen["m"], chosen["frame_length"], seed),
                 chosen["frame_length"], chosen.get("attack"), chosen.get("eps"), loaded.sha256,
                 selection=f"random (seed {seed}), m of {mask}")
-    if method == "at_fgsm" and eps is None:
-        raise ValueError("--method at_fgsm needs --eps")
+    if name.startswith("at_") or "+at_" in name:
+        if eps is None:
+            raise ValueError(f"{'--method at_fgsm' if method == 'at_fgsm' else '--adversarial'} needs --eps")
     if eps is not None:
         try:
             budget.resolve_eps(eps)
@@ -602,16 +630,24 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
                                                       through_mask=False)
 
     keep = masks.keep_positions(chosen) if chosen else None
+    steps = steps or finetune.AFT_PGD_STEPS
     network, result = finetune.finetune(original, rec.model_input(), rec.labels, rec.snr_db, method,
                                         keep=keep, eps=eps, seed=seed, epochs=epochs, patience=patience,
-                                        progress=progress, precision=precision, stop=stop)
+                                        progress=progress, precision=precision, stop=stop,
+                                        adversarial=adversarial, steps=steps)
     length = len(keep) if keep is not None else loaded.frame_length
     command = artifacts.command_line(
         "finetune", ("--model", model), ("--data", data), ("--out", out), ("--method", method),
-        ("--mask", mask), ("--eps", eps), ("--epochs", epochs), ("--patience", patience), ("--seed", seed))
+        ("--mask", mask), ("--adversarial", adversarial), ("--steps", steps if adversarial == "pgd" else None),
+        ("--eps", eps), ("--epochs", epochs), ("--patience", patience), ("--seed", seed))
     provenance = {"command": command, "seed": seed, "original_sha256": loaded.sha256,
                   "data_sha256": {Path(data).name: recording.data_sha256(data)}, **data_check.as_json()}
-    finetune.export(network, out, length, chosen, provenance, result, method)
+    adversarial_info = None
+    if name != method or method == "at_fgsm":
+        adversarial_info = {"attack": adversarial or "fgsm", "eps": eps, "norm": "linf",
+                            "batches": "half clean, half crafted against the network being trained",
+                            **({"steps": steps} if adversarial == "pgd" else {})}
+    finetune.export(network, out, length, chosen, provenance, result, name, adversarial_info)
     report = None
     if target is not None:
         x = target.model_input()
@@ -619,4 +655,4 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
             x = x[:, :, keep]
         predictions = metrics.predict_logits(network, x, precision=precision).argmax(axis=1)
         report = metrics.accuracy_report(target.labels, predictions, target.snr_db)
-    return FineTuned(out, method, length, result, report, checks)
+    return FineTuned(out, name, length, result, report, checks)
