@@ -10,7 +10,10 @@
     against attacks.FGSM on the same batches, both ways likewise (target: >= 0.9);
 (c) with --detector, attack_detector in a flowgraph (vector source -> detector ->
     null sink) against the detector file's TorchScript module on the same batches,
-    both ways likewise (target: >= 0.95).
+    both ways likewise (target: >= 0.95);
+(d) with --smoothing N, classifier_sink with randomized smoothing over N noisy copies
+    against the plain sink: the smoothed rate times N over the plain rate (1.0: the
+    smoothing costs exactly N inferences per frame).
 Every frame carries `label` and `snr_db` tags, as the channel-model source's do: the
 sink keeps its running accuracy, the injector takes its labels from the tags, and the
 reference attack gets the same labels. The sink is also measured on untagged frames:
@@ -143,6 +146,20 @@ def sink_flowgraph(model_path, frames, labels, n, threads):
     return rate
 
 
+SMOOTHING = [100]   # --smoothing: noisy copies per frame
+
+
+def sink_flowgraph_smoothed(model_path, frames, labels, n, threads):
+    tb = gr.top_block()
+    tb.src = source(frames, labels)
+    tb.sink = classifier_sink(str(model_path), batch_size=BATCH, num_threads=threads, precision=PRECISION[0],
+                              smoothing_psr_db=-20.0, smoothing_samples=SMOOTHING[0])
+    tb.connect(tb.src, tb.sink)
+    rate = run_until(tb, tb.sink, n)
+    assert tb.sink.frames_scored() + tb.sink.frames_abstained() == tb.sink.frames_in() >= n
+    return rate
+
+
 def sink_flowgraph_untagged(model_path, frames, labels, n, threads):
     return sink_flowgraph(model_path, frames, None, n, threads)
 
@@ -248,6 +265,7 @@ def harness_cpu_per_frame(frames, labels, n=65536):
 
 
 MEASUREMENTS = {"sink-flowgraph": sink_flowgraph, "sink-flowgraph-untagged": sink_flowgraph_untagged,
+                "sink-flowgraph-smoothed": sink_flowgraph_smoothed,
                 "sink-reference": reference(intra_op_loop, classify),
                 "sink-reference-workers": reference(on_workers, classify),
                 "injector-flowgraph": injector_flowgraph,
@@ -266,7 +284,7 @@ def measure(kind, model_path, n, threads):
 
 def in_own_process(kind, model_path, n, threads, mode=None):
     command = [sys.executable, __file__, "--measure", kind, "--model", str(model_path), "--frames", str(n),
-               "--threads", str(threads), "--precision", mode or PRECISION[0]]
+               "--threads", str(threads), "--precision", mode or PRECISION[0], "--smoothing", str(SMOOTHING[0])]
     result = subprocess.run(command, check=True, capture_output=True, text=True)
     return float(result.stdout.split()[-1])
 
@@ -303,6 +321,20 @@ def compare(block, arch, model_path, threads, repeats, target):
           f"{' / '.join(runs(measured[kind]) for kind in measured)} |", flush=True)
 
 
+def compare_smoothing(arch, model_path, threads, repeats):
+    """The smoothed sink's rate times N against the plain sink's, alternating rounds."""
+    n = FRAMES[arch][0]
+    plain, smoothed = [], []
+    for _ in range(repeats):
+        plain.append(in_own_process("sink-flowgraph", model_path, n, threads))
+        smoothed.append(in_own_process("sink-flowgraph-smoothed", model_path, max(n // SMOOTHING[0], 4 * BATCH),
+                                       threads))
+    ratios = [s * SMOOTHING[0] / p for p, s in zip(plain, smoothed)]
+    print(f"| classifier_sink, {arch} | {SMOOTHING[0]} | {statistics.median(plain):,.0f} | "
+          f"{statistics.median(smoothed):,.1f} | {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
+          f"{runs(plain)} / {' '.join(f'{v:,.1f}' for v in smoothed)} |", flush=True)
+
+
 def compare_precision(arch, model_path, threads, repeats):
     """The blocks' flowgraph rate in fp32 and in bf16, alternating, each in a process of its own."""
     for block in ("injector", "sink"):
@@ -333,17 +365,31 @@ def main():
                         help="the blocks' and references' precision (default fp32)")
     parser.add_argument("--compare-precision", action="store_true",
                         help="instead: each block's flowgraph rate in fp32 and in bf16, alternating rounds")
+    parser.add_argument("--smoothing", type=int, metavar="N",
+                        help="instead: the sink with randomized smoothing over N noisy copies against the plain sink")
     parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     PRECISION[0] = args.precision
+    if args.smoothing:
+        SMOOTHING[0] = args.smoothing
     if args.measure:
         print(measure(args.measure, args.model, args.frames, args.threads))
         return
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"cnn_lstm": args.cnn_lstm or full_size_model("cnn_lstm", tmp),
                  "transformer_compact": args.compact or full_size_model("transformer_compact", tmp)}
+        if args.smoothing and not args.measure:
+            print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} rounds alternating the plain and the "
+                  "smoothed sink (noise PSR -20 dB), each in a process of its own\n")
+            print("| block, model | noisy copies N | plain frames/s | smoothed frames/s | smoothed x N / plain (rounds) | "
+                  "runs: plain / smoothed |")
+            print("|---|---|---|---|---|---|")
+            for arch, path in paths.items():
+                if args.only in (None, f"sink:{arch}"):
+                    compare_smoothing(arch, path, args.threads, args.repeats)
+            return
         if args.compare_precision:
             print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} rounds alternating fp32 and "
                   "bf16, each in a process of its own\n")

@@ -235,3 +235,63 @@ def test_commands_refuse_bad_input_in_one_line(trained, dataset, tmp_path, capsy
     fails("train", "--arch", "cnn_lstm", "--data", dataset, "--out", trained, match="exists")
     fails("train", "--arch", "cnn_lstm", "--data", tmp_path, "--out", tmp_path / "m.pt",
           match="no train.sigmf-meta")
+
+
+# ----- adversarial training of a classifier to deploy -----
+
+def test_fast_at_is_one_pgd_step_of_one_and_a_quarter_eps_from_a_random_start(splits):
+    from gnuradio.shapft.attacks.training import fast_at_loss
+    model = small_net(3).eval()   # no dropout: the same network twice
+    x, y = (torch.from_numpy(a) for a in xy(splits["val"]))
+    loss_fn = fast_at_loss(0.05, seed=2)
+    loss, logits = loss_fn(model, x, y)
+    expected = attacks.PGD(model, eps=0.05, steps=1, alpha=0.0625, seed=2)(x, y)
+    assert torch.allclose(logits, model(expected), atol=1e-6)
+    assert loss_fn.info()["method"] == "fast_at" and loss_fn.info()["step_size"] == pytest.approx(0.0625)
+
+
+def test_trades_loss_is_clean_cross_entropy_plus_beta_kl_to_the_worst_example(splits):
+    from gnuradio.shapft.attacks.training import TRADESLoss
+    model = small_net(4).eval()   # eval: no dropout, so the hand computation sees the same network
+    x, y = (torch.from_numpy(a) for a in xy(splits["val"]))
+    loss_fn = TRADESLoss(0.05, steps=3, beta=2.0, seed=1)
+    loss, clean = loss_fn(model, x, y)
+    # by hand: 3 signed steps of 2.5 eps / 3 on KL from x + 0.001 N(0, 1), projected
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        p = torch.softmax(model(x), 1)
+    x_adv = x + 0.001 * noise
+    for _ in range(3):
+        x_adv = x_adv.detach().requires_grad_(True)
+        kl = torch.nn.functional.kl_div(torch.log_softmax(model(x_adv), 1), p, reduction="sum")
+        (grad,) = torch.autograd.grad(kl, x_adv)
+        x_adv = x + torch.clamp(x_adv.detach() + 0.05 * 2.5 / 3 * grad.sign() - x, -0.05, 0.05)
+    with torch.no_grad():
+        logits = model(x)
+        expected = torch.nn.functional.cross_entropy(logits, y) + 2.0 * torch.nn.functional.kl_div(
+            torch.log_softmax(model(x_adv), 1), torch.softmax(logits, 1), reduction="batchmean")
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.allclose(clean, logits, atol=1e-6)
+    assert (x_adv - x).abs().max() <= 0.05 + 1e-6
+
+
+def test_train_adversarially_from_a_model_file(trained, dataset, tmp_path):
+    out = tmp_path / "robust.pt"
+    code = shapft("train", "--arch", "transformer_compact", "--data", dataset, "--out", out, "--epochs", 1,
+                  "--adversarial", "trades", "--adversarial-psr-db", -25, "--adversarial-steps", 2,
+                  "--init", trained, "--lr", 1e-12, "--threads", 1, "--quiet")
+    assert code == 0
+    loaded = model_file.load(out)
+    summary = loaded.metadata["training"]
+    assert summary["adversarial"]["method"] == "trades" and summary["adversarial"]["steps"] == 2
+    assert summary["adversarial"]["psr_db"] == pytest.approx(-25, abs=1e-3)
+    assert summary["init_sha256"] == model_file.load(trained).sha256
+    assert "--adversarial trades" in loaded.metadata["provenance"]["command"]
+    # lr 1e-12: one epoch leaves the weights where --init put them
+    start = model_file.load(trained).module.state_dict()
+    for name, value in loaded.module.state_dict().items():
+        assert torch.allclose(value, start[name], atol=1e-6), name
+    assert shapft("train", "--arch", "cnn_lstm", "--data", dataset, "--out", tmp_path / "x.pt", "--epochs", 1,
+                  "--init", trained, "--quiet") == 2
+    assert shapft("train", "--arch", "transformer_compact", "--data", dataset, "--out", tmp_path / "y.pt",
+                  "--adversarial", "fast_at", "--noise-psr-db", -20, "--quiet") == 2

@@ -17,6 +17,14 @@ the model is exported.
 Gaussian noise of PSR P dB is added to every training batch, and once (seeded) to the
 validation frames that decide early stopping.
 
+--adversarial pgd_at|trades|fast_at trains adversarially at --adversarial-psr-db
+(default -20 dB), every batch's examples crafted against the model being trained:
+PGD-AT (Madry et al.; the loss on PGD examples of --adversarial-steps), TRADES (Zhang et
+al. 2019; clean cross-entropy plus --trades-beta times the KL divergence to the worst
+example in the ball) or fast AT (Wong et al. 2020; one step of 1.25 eps from a random
+start). --init starts from a trained model file of the same architecture (fine-tuning)
+instead of fresh weights.
+
 Invalid frames (a NaN or infinite sample, or all samples zero) of every split are left
 out and counted (MODEL.training.json: frames_invalid, invalid_frame_indices), or refused
 with --invalid-frames error.
@@ -41,6 +49,14 @@ def add_arguments(parser):
     parser.add_argument("--noise-psr-db", type=float, metavar="P",
                         help="train under Gaussian noise of this PSR (dB): a base classifier for randomized "
                              "smoothing")
+    parser.add_argument("--adversarial", choices=["pgd_at", "trades", "fast_at"],
+                        help="adversarial training (see above)")
+    parser.add_argument("--adversarial-psr-db", type=float, default=-20.0,
+                        help="its L-infinity budget as PSR in dB (default -20)")
+    parser.add_argument("--adversarial-steps", type=int, default=10,
+                        help="PGD steps of pgd_at and trades (default 10)")
+    parser.add_argument("--trades-beta", type=float, default=6.0, help="TRADES's beta (default 6)")
+    parser.add_argument("--init", metavar="MODEL.pt", help="start from this model's weights (same architecture)")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="checkpoint file (default MODEL.pt.ckpt)")
     parser.add_argument("--resume", action="store_true",
@@ -59,7 +75,9 @@ def run(args):
         patience=args.patience, min_delta=args.min_delta, seed=args.seed, checkpoint=args.checkpoint,
         resume=args.resume, force=args.force, progress=not args.quiet,
         log=lambda text: print(text, file=sys.stderr), invalid_frames=args.invalid_frames, precision=args.precision,
-        noise_psr_db=args.noise_psr_db)
+        noise_psr_db=args.noise_psr_db, adversarial=args.adversarial,
+        adversarial_psr_db=args.adversarial_psr_db, adversarial_steps=args.adversarial_steps,
+        trades_beta=args.trades_beta, init=args.init)
     common.print_invalid([(check, f"{split} split") for split, check in trained.checks.items()])
     _print_summary(trained.path, trained.result, trained.test_report)
 

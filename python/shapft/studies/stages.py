@@ -114,14 +114,18 @@ class Trained:
 
 def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patience=10, min_delta=0.0,
                      seed=0, checkpoint=None, resume=False, force=False, progress=True, log=None,
-                     invalid_frames="skip", precision="fp32", noise_psr_db=None):
+                     invalid_frames="skip", precision="fp32", noise_psr_db=None, adversarial=None,
+                     adversarial_psr_db=-20.0, adversarial_steps=10, trades_beta=6.0, init=None):
     """Train `arch` on DATA/train (early stopping on DATA/val), export it with metadata to
     `out`, and write OUT.training.json and figures (curves; with DATA/test, accuracy vs
     SNR and confusion matrices). Resumable from `checkpoint` (default OUT.ckpt). Invalid
     frames of every split are left out and counted (or refused: invalid_frames="error").
     noise_psr_db: train a base classifier for randomized smoothing: Gaussian noise of this
     PSR added to every training batch (learn.smoothing) and, once and seeded, to the
-    validation frames that decide early stopping."""
+    validation frames that decide early stopping. adversarial: adversarial training
+    (attacks.training.ROBUST_TRAINING: pgd_at, trades, fast_at) at adversarial_psr_db,
+    its examples crafted against the model being trained. init: a model file of the
+    same architecture to start from (fine-tuning) instead of fresh weights."""
     import torch
     from .. import models
     from ..learn import training
@@ -149,8 +153,22 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
             splits[name], invalid_frames, f"--data {digests[name]['path']}")
     frame_length = splits["train"].frame_length
 
+    if noise_psr_db is not None and adversarial is not None:
+        raise ValueError("--noise-psr-db and --adversarial are different trainings; give one")
     torch.manual_seed(seed)
     model = models.build(arch, frame_length=frame_length)
+    init_sha256 = None
+    if init:
+        start = load_model(init, "--init")
+        if start.arch != arch or start.mask is not None:
+            raise ValueError(f"--init {init}: a {start.arch}{' with a mask' if start.mask else ''}, "
+                             f"not a plain {arch}")
+        try:
+            model.load_state_dict(start.module.state_dict())
+        except RuntimeError as err:
+            raise ValueError(f"--init {init}: its weights do not fit a {arch} "
+                             f"({str(err).splitlines()[0]})") from None
+        init_sha256 = start.sha256
     if log:
         log(f"{arch}: {models.parameter_count(model):,} parameters; train {len(splits['train'])}, "
             f"val {len(splits['val'])} frames of {frame_length} samples")
@@ -164,6 +182,14 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
         x_val, y_val = val_xy
         draw = torch.randn(x_val.shape, generator=torch.Generator().manual_seed(seed + 1)).numpy()
         val_xy = (x_val + loss_fn.sigma * draw, y_val)
+    if adversarial is not None:
+        from ..attacks.training import robust_training_loss
+        try:
+            loss_fn = robust_training_loss(adversarial, budget.resolve_eps(psr_db=adversarial_psr_db),
+                                           adversarial_steps, trades_beta, seed)
+        except ValueError as err:
+            raise ValueError(f"--adversarial: {err}") from None
+        noise = None
     result = training.fit(model, _xy(splits["train"]), val_xy, config, loss_fn=loss_fn, precision=precision,
                           checkpoint_path=checkpoint, progress=progress)
 
@@ -171,6 +197,10 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
                "frames_invalid": {name: check.counts() for name, check in checks.items()}}
     if noise:
         summary["noise"] = noise
+    if adversarial is not None:
+        summary["adversarial"] = loss_fn.info()
+    if init_sha256:
+        summary["init_sha256"] = init_sha256
     test_report = None
     if "test" in splits:
         test = splits["test"]
@@ -181,7 +211,10 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     command = artifacts.command_line(
         "train", ("--arch", arch), ("--data", data), ("--out", out), ("--epochs", epochs),
         ("--batch-size", batch_size), ("--lr", lr), ("--patience", patience), ("--min-delta", min_delta),
-        ("--noise-psr-db", noise_psr_db), ("--seed", seed))
+        ("--noise-psr-db", noise_psr_db), ("--adversarial", adversarial),
+        ("--adversarial-psr-db", adversarial_psr_db if adversarial else None),
+        ("--adversarial-steps", adversarial_steps if adversarial in ("pgd_at", "trades") else None),
+        ("--trades-beta", trades_beta if adversarial == "trades" else None), ("--init", init), ("--seed", seed))
     provenance = {"command": command, "seed": seed, "data": digests}
     model_file.export(model, out, arch, frame_length, provenance, training=summary)
 
