@@ -17,6 +17,7 @@ positions beat random ones and whether deletion adds anything to AFT.
 """
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from ..core import artifacts, budget, masks, recording
 
 SETTINGS = {
-    "small": dict(eps=(0.05, 0.1, 0.2), seeds=(0, 1, 2), frames=1100, cw_frames=220, bim_steps=10,
+    "small": dict(eps=(0.075, 0.1, 0.15), seeds=(0, 1, 2), frames=1100, cw_frames=220, bim_steps=10,
                   pgd_steps=20, cw_search_steps=5, cw_iterations=10),
     "micro": dict(eps=(0.1,), seeds=(0,), frames=44, cw_frames=11, bim_steps=2, pgd_steps=2,
                   cw_search_steps=1, cw_iterations=2),
@@ -50,15 +51,21 @@ def model_path(pipeline, variant, seed, eps):
 
 
 def finetune_jobs(pipeline, settings):
-    """(path, stages.finetune_model keyword arguments) of the fine-tunings not done yet."""
+    """(path, stages.finetune_model keyword arguments) of the fine-tunings not done yet,
+    and (path, the at_fgsm file it equals) where the mask deletes nothing (m = 0: deletion
+    plus AFT is AFT alone with the same seed, bit for bit, as in the SHAP-FT study)."""
     p = pipeline.preset
     tiny_train = pipeline.tiny / "tiny-train.sigmf-meta"
-    jobs = []
+    jobs, copies = [], []
     for seed in settings["seeds"]:
         for eps in settings["eps"]:
+            m = masks.load(pipeline.mask(eps))["m"]
             for variant in NEW_VARIANTS:
                 path = model_path(pipeline, variant, seed, eps)
                 if path.exists():
+                    continue
+                if m == 0 and variant != "at_fgsm":
+                    copies.append((path, model_path(pipeline, "at_fgsm", seed, eps)))
                     continue
                 method = variant.split("+")[0]
                 mask = pipeline.mask(eps) if method in ("shapft", "random") else None
@@ -67,7 +74,7 @@ def finetune_jobs(pipeline, settings):
                                         adversarial="fgsm", mask=mask, eps=eps,
                                         epochs=p.finetune_epochs, patience=p.finetune_patience,
                                         seed=seed, force=True, progress=False, precision=pipeline.precision)))
-    return jobs
+    return jobs, copies
 
 
 def command_line(kwargs):
@@ -277,11 +284,14 @@ def run(pipeline, settings, log=print):
     OUT/aft/summary.json and aft.md."""
     out = pipeline.out / "aft"
     artifacts.writable_dir(out)
-    jobs = finetune_jobs(pipeline, settings)
+    jobs, copies = finetune_jobs(pipeline, settings)
     log(f"[aft] {len(jobs)} fine-tuning runs to do, {pipeline.workers} at a time")
     for path, _ in jobs:
         path.parent.mkdir(parents=True, exist_ok=True)
     pipeline.call_parallel([(command_line(kwargs), kwargs) for _, kwargs in jobs])
+    for path, same in copies:
+        shutil.copyfile(same, path)
+        pipeline._note(f"# m = 0: {path} is a copy of {same}")
     results = evaluate(pipeline, settings, out, workers=pipeline.workers, progress=pipeline.progress, log=log)
     summary = summarise(results, settings)
     frames_used = json.loads((out / "scores.json").read_text())["frames"]
