@@ -496,7 +496,7 @@ def test_report_gives_no_verdicts_for_a_model_near_chance(tmp_path, clean, meani
 
 # --- the precision of reproduce's distill stage ------------------------------------------------
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
 def test_reproduce_runs_the_distill_stage_in_its_precision(tmp_path, precision):
     from gnuradio.shapft.core import artifacts
     from gnuradio.shapft.studies import reproduce
@@ -509,5 +509,27 @@ def test_reproduce_runs_the_distill_stage_in_its_precision(tmp_path, precision):
     pipeline = Noted(tmp_path, reproduce.PRESETS["micro"], precision=precision)
     pipeline.stage_distill()
     command, kwargs = pipeline.called
-    assert kwargs["settings"].precision == precision
-    assert ("--precision bf16" in command) == (precision == "bf16") and "--precision fp32" not in command
+    expected = "fp32" if precision == "auto" else precision   # auto keeps the compact students in fp32
+    assert kwargs["settings"].precision == expected
+    assert ("--precision bf16" in command) == (expected == "bf16") and "--precision fp32" not in command
+    assert "--precision auto" not in command
+
+
+def test_report_shows_an_eps_without_shapft_models_as_not_available(tmp_path):
+    # A mask that leaves fewer samples than the CNN-LSTM's kernel: no SHAP-FT or random-deletion
+    # model at that eps (Pipeline.deletion_skipped); the report says why instead of failing.
+    from gnuradio.shapft.studies import defense_eval, report
+    pipeline, results = fake_run(tmp_path, 0.9)
+    reason = "the mask deletes 125 positions, leaving 3 samples, fewer than the CNN-LSTM's convolution kernel (8)"
+    entry = results["0.1"]
+    entry["shapft"], entry["random"] = {}, {}
+    entry["skipped"] = {"shapft": reason, "random": reason}
+    rows = report._table_rows(pipeline, results)
+    assert defense_eval.summarise({})["attacked"] == {"mean": None, "std": None, "n": 0, "values": []}
+    bars = report._bars(rows)
+    assert bars["recovers_half_at_every_eps"] is True     # the verdict of the eps that has SHAP-FT
+    text = report.markdown(pipeline, rows, bars, {}, {}, None)
+    assert f"- eps 0.1: no verdict, {reason}" in text and f"- eps 0.1: n/a ({reason})" in text
+    table_row = next(line for line in text.splitlines() if line.startswith("| 0.1 | -17.0 |"))
+    assert table_row.count("n/a") == 4   # SHAP-FT, random, SHAP-FT adaptive, recovered
+    json.dumps(rows, allow_nan=False)    # results.json stays strict JSON

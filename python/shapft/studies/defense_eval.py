@@ -55,9 +55,13 @@ def evaluate_all(pipeline, path, progress=True, log=print):
                 "attacked_per_snr": metrics.accuracy_report(
                     attacked.labels, metrics.predict_logits(original.module, attacked.model_input()).argmax(1),
                     attacked.snr_db)["per_snr"]}
+        skipped = pipeline.deletion_skipped(eps)
         for method in METHODS:
             seeds = preset.at_fgsm_seeds if method == "at_fgsm" else preset.seeds
             scores = entry.setdefault(method, {})
+            if skipped and method in ("shapft", "random"):
+                entry.setdefault("skipped", {})[method] = skipped
+                continue
             for seed in seeds:
                 if str(seed) in scores:
                     continue
@@ -74,10 +78,14 @@ def evaluate_all(pipeline, path, progress=True, log=print):
 
 
 def summarise(scores):
-    """mean and standard deviation over seeds of each score of one method at one eps."""
+    """mean and standard deviation over seeds of each score of one method at one eps
+    (None, n = 0, for a method that has no model there)."""
     out = {}
     for metric in ("clean", "attacked", "adaptive"):
         values = np.array([s[metric] for s in scores.values()])
+        if len(values) == 0:
+            out[metric] = {"mean": None, "std": None, "n": 0, "values": []}
+            continue
         out[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                        "n": int(len(values)), "values": values.tolist()}
     return out

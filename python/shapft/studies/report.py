@@ -75,12 +75,13 @@ def figures(pipeline, evaluation_results):
                 std.append(0.0)
             else:
                 summary = defense_eval.summarise(entry[method])["attacked"]
-                mean.append(summary["mean"])
-                std.append(summary["std"])
+                mean.append(math.nan if summary["mean"] is None else summary["mean"])   # a gap where no model
+                std.append(math.nan if summary["std"] is None else summary["std"])
         series[names[method]] = (list(levels), mean, std, style)
     adaptive = [defense_eval.summarise(evaluation_results[f"{eps:g}"]["shapft"])["adaptive"] for eps in levels]
-    series["SHAP-FT, FGSM against itself (adaptive)"] = (list(levels), [a["mean"] for a in adaptive],
-                                                        [a["std"] for a in adaptive], "C0:D")
+    series["SHAP-FT, FGSM against itself (adaptive)"] = (
+        list(levels), [math.nan if a["mean"] is None else a["mean"] for a in adaptive],
+        [math.nan if a["std"] is None else a["std"] for a in adaptive], "C0:D")
     shapft_figures.accuracy_vs_eps(series, paths["fig7"], "FGSM on adv-data: the four methods of the paper's "
                                    "Fig. 7, the random control and the adaptive attack")
     return {k: str(v.relative_to(pipeline.out)) for k, v in paths.items()}
@@ -94,6 +95,13 @@ def _table_rows(pipeline, evaluation_results):
         clean, attacked = entry["original"]["clean"], entry["original"]["attacked"]
         shapft = summary["shapft"]["attacked"]["mean"]
         taken = clean - attacked
+        if shapft is None:   # no SHAP-FT model at this eps (Pipeline.deletion_skipped)
+            rows.append({"eps": eps, "psr_db": budget.eps_to_psr_db(eps), "m": entry["m"],
+                         "frame_rule": entry["frame_rule"], "frames_used": entry["frames_used"],
+                         "original_clean": clean, "original_attacked": attacked, "methods": summary,
+                         "recovered_fraction": None, "gain_points": None, "shapft_minus_at_fgsm": None,
+                         "shapft_minus_random": None, "skipped": entry["skipped"]["shapft"]})
+            continue
         row = {"eps": eps, "psr_db": budget.eps_to_psr_db(eps), "m": entry["m"],
                "frame_rule": entry["frame_rule"], "frames_used": entry["frames_used"],
                "original_clean": clean, "original_attacked": attacked,
@@ -101,7 +109,7 @@ def _table_rows(pipeline, evaluation_results):
                "recovered_fraction": (shapft - attacked) / taken if taken > 0 else None,
                "gain_points": shapft - attacked,
                "shapft_minus_at_fgsm": shapft - summary["at_fgsm"]["attacked"]["mean"],
-               "shapft_minus_random": shapft - summary["random"]["attacked"]["mean"]}
+               "shapft_minus_random": shapft - summary["random"]["attacked"]["mean"], "skipped": None}
         rows.append(row)
     return rows
 
@@ -123,6 +131,7 @@ def _bars(rows):
                           f"{MEANINGFUL_TIMES_CHANCE:g}x chance ({100 * MEANINGFUL_TIMES_CHANCE / len(CLASSES):.1f}%)",
                 "recovers_half_at_every_eps": None, "beats_at_fgsm_at_every_eps": None,
                 "gains_15_points_at_0.075_and_0.1": None}
+    rows = [r for r in rows if r["methods"]["shapft"]["attacked"]["n"]]   # eps without SHAP-FT: no verdict
     recovered = all(r["recovered_fraction"] is not None and r["recovered_fraction"] >= BAR_RECOVERED_FRACTION
                     for r in rows)
     beats_at = all(r["shapft_minus_at_fgsm"] > 0 for r in rows)
@@ -142,6 +151,8 @@ def _recovered(fraction):
 
 
 def _mean_std(summary):
+    if summary["n"] == 0:
+        return "n/a"
     return f"{100 * summary['mean']:.1f} ± {100 * summary['std']:.1f}" if summary["n"] > 1 else f"{100 * summary['mean']:.1f}"
 
 
@@ -173,6 +184,9 @@ def markdown(pipeline, rows, bars, figure_paths, stages, distill, leaderboard=No
                      f"{_mean_std(s['shapft']['clean'])} | {_mean_std(s['random']['clean'])} |")
     lines += ["", "## The bars", ""]
     if bars["meaningful"]:
+        skipped = [r for r in rows if r.get("skipped")]
+        if skipped:
+            lines += [f"- eps {r['eps']:g}: no verdict, {r['skipped']}" for r in skipped]
         lines += [f"- SHAP-FT recovers at least half of what the attack took, at every eps: "
                   f"**{bars['recovers_half_at_every_eps']}**",
                   f"- SHAP-FT beats AT-FGSM at every eps: **{bars['beats_at_fgsm_at_every_eps']}**",
@@ -186,6 +200,9 @@ def markdown(pipeline, rows, bars, figure_paths, stages, distill, leaderboard=No
               "SHAP-FT minus random deletion of the same number of positions (attacked accuracy, points, mean over seeds):", ""]
     for r in rows:
         sh, rd = r["methods"]["shapft"]["attacked"], r["methods"]["random"]["attacked"]
+        if r.get("skipped"):
+            lines.append(f"- eps {r['eps']:g}: n/a ({r['skipped']})")
+            continue
         spread = math.sqrt(sh["std"] ** 2 + rd["std"] ** 2)
         lines.append(f"- eps {r['eps']:g}: {100 * r['shapft_minus_random']:+.1f} (spread of the difference "
                      f"{100 * spread:.1f}, n = {sh['n']})")

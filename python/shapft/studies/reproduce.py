@@ -80,12 +80,14 @@ class Pipeline:
         self.seed = seed
         self.distill = distill
         self.aft = aft
-        self.precision = precision   # of the model stages (train, attack, explain, finetune, distill)
+        self.precision = precision   # of the model stages (train, attack, explain, finetune, robustness, aft;
+                                     # distill too, but for auto, which keeps it in fp32)
         self.workers = workers
         self.threads = threads
         self.progress = progress
         self.log = log
         self.stages_file = self.out / "stages.json"
+        self._kernel = None
 
     # --- bookkeeping -------------------------------------------------------------------
     def stages(self):
@@ -131,7 +133,7 @@ class Pipeline:
         return function(**kwargs)
 
     def _precision_option(self):
-        """--precision as the commands would be given it (left out at the default fp32)."""
+        """--precision as the commands would be given it (left out at their default fp32)."""
         return ("--precision", None if self.precision == "fp32" else self.precision)
 
     def _note(self, line):
@@ -171,6 +173,20 @@ class Pipeline:
 
     def mask(self, eps):
         return self.out / "masks" / f"{eps_name(eps)}.json"
+
+    def deletion_skipped(self, eps):
+        """Why SHAP-FT and random deletion cannot run at eps (a text), or None: a mask that
+        leaves fewer samples than the CNN-LSTM's convolution kernel (the masks follow from
+        the original model's SHAP values, so a model may delete almost everything)."""
+        m = masks.load(self.mask(eps))["m"]
+        if self._kernel is None:
+            from ..core import model_file
+            self._kernel = int(model_file.load(self.original).module.state_dict()["conv.weight"].shape[2])
+        kept = masks.output_length(masks.load(self.mask(eps)))
+        if kept >= self._kernel:
+            return None
+        return (f"the mask deletes {m} positions, leaving {kept} samples, fewer than the CNN-LSTM's "
+                f"convolution kernel ({self._kernel}): no SHAP-FT or random-deletion model at eps {eps:g}")
 
     def finetuned(self, method, seed, eps=None):
         folder = self.out / "finetune" / (eps_name(eps) if eps is not None else "no_attack")
@@ -254,10 +270,15 @@ class Pipeline:
         tiny_train = self.tiny / "tiny-train.sigmf-meta"
         m = {eps: masks.load(self.mask(eps))["m"] for eps in p.eps_levels}
         jobs, same_as_direct = [], []   # seed by seed, so the first seed's models are ready first
+        skipped = {eps: self.deletion_skipped(eps) for eps in p.eps_levels}
+        for eps, reason in skipped.items():
+            if reason:
+                self.log(f"[finetune] {reason}")
+                self._note(f"# {reason}")
         for seed in p.seeds:
             jobs.append((self.finetuned("direct", seed), "direct", None, None, seed))
             for eps in p.eps_levels:
-                for method in ("shapft", "random"):
+                for method in () if skipped[eps] else ("shapft", "random"):
                     path = self.finetuned(method, seed, eps)
                     if m[eps] == 0:
                         same_as_direct.append((path, seed))
@@ -294,8 +315,10 @@ class Pipeline:
 
     def robustness_models(self):
         p, eps = self.preset, ROBUSTNESS[self.preset.name]["eps"]
-        return [self.original, self.finetuned("direct", p.seeds[0]), self.finetuned("shapft", p.seeds[0], eps),
-                self.finetuned("random", p.seeds[0], eps), self.finetuned("at_fgsm", p.at_fgsm_seeds[0], eps)]
+        deletion = [] if self.deletion_skipped(eps) else [self.finetuned("shapft", p.seeds[0], eps),
+                                                          self.finetuned("random", p.seeds[0], eps)]
+        return [self.original, self.finetuned("direct", p.seeds[0]), *deletion,
+                self.finetuned("at_fgsm", p.at_fgsm_seeds[0], eps)]
 
     def stage_robustness(self):
         from . import robustness
@@ -321,12 +344,16 @@ class Pipeline:
     def stage_distill(self):
         from . import distill
         seed = self.seed if self.preset.distill_seed is None else self.preset.distill_seed
+        # auto keeps the distillation in fp32: its compact students train slower under bf16
+        # on CPUs (0.81x, docs/precision.md)
+        precision = "fp32" if self.precision == "auto" else self.precision
         settings = distill.settings_from_options((*self.preset.distill_args, "--seed", str(seed),
-                                                  "--precision", self.precision))
+                                                  "--precision", precision))
         out = self.out / "distill"
         self.call("distill", distill.run_study,
                   ("--data", self.small), ("--out", out), ("--seed", seed), ("--transfer-models", self.original),
-                  *zip(self.preset.distill_args[::2], self.preset.distill_args[1::2]), self._precision_option(),
+                  *zip(self.preset.distill_args[::2], self.preset.distill_args[1::2]),
+                  ("--precision", None if precision == "fp32" else precision),
                   data_dir=self.small, out_dir=out, settings=settings, transfer_models=(self.original,),
                   progress=self.progress, log=self.log)
 

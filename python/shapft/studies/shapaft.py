@@ -62,7 +62,7 @@ def finetune_jobs(pipeline, settings):
             m = masks.load(pipeline.mask(eps))["m"]
             for variant in NEW_VARIANTS:
                 path = model_path(pipeline, variant, seed, eps)
-                if path.exists():
+                if path.exists() or (variant != "at_fgsm" and pipeline.deletion_skipped(eps)):
                     continue
                 if m == 0 and variant != "at_fgsm":
                     copies.append((path, model_path(pipeline, "at_fgsm", seed, eps)))
@@ -170,6 +170,9 @@ def evaluate(pipeline, settings, out, workers=1, progress=True, log=print):
     for eps in settings["eps"]:
         transferred = transfer_frames(pipeline, settings, eps, x, labels, out / "transfer" / f"eps{eps:g}.npz")
         for variant in VARIANTS:
+            if variant in ("shapft", "random+at_fgsm", "shapft+at_fgsm") and pipeline.deletion_skipped(eps):
+                log(f"[aft] {variant} at eps {eps:g}: {pipeline.deletion_skipped(eps)}")
+                continue
             for seed in ((pipeline.seed,) if variant == "original" else settings["seeds"]):
                 path = model_path(pipeline, variant, seed, eps)
                 target = out / "scores" / f"eps{eps:g}" / f"{file_name(variant)}_seed{seed}.json"
