@@ -414,7 +414,7 @@ def test_on_a_project_model_with_an_lstm():
 
 
 def test_registry_make_info_and_refusals(model):
-    assert set(library.LIBRARY_METHODS) == set(METHODS)
+    assert set(library.LIBRARY_METHODS) == set(METHODS) | {"cw-l2"}
     assert isinstance(library.make("APGD-CE", model, eps=0.1), library.APGDCE)
     with pytest.raises(ValueError, match="unknown library attack"):
         library.make("autoattack", model, eps=0.1)
@@ -446,3 +446,25 @@ def test_attack_array_batches_a_library_attack(model):
                                batch_size=4)
     assert out.dtype == np.float32 and out.shape == x.shape
     assert np.abs(out.astype(np.float64) - x).max() <= 0.1
+
+
+def test_cw_l2_is_arts_carlini_wagner_projected_onto_the_ball(model):
+    from art.attacks.evasion import CarliniL2Method
+    from art.estimators.classification import PyTorchClassifier
+    x = frames(8, seed=21)
+    labels = predictions(model, x)
+    eps = 2.0
+    ours = library.make("cw-l2", model, eps=eps, norm="l2", frame_length=LENGTH, binary_search_steps=2,
+                        max_iter=5)(x, labels)
+    # the oracle: ART run directly on the same model (deterministic: no random start)
+    classifier = PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
+                                   nb_classes=11, clip_values=None, channels_first=True, device_type="cpu")
+    reference = CarliniL2Method(classifier, confidence=0.0, learning_rate=0.05, binary_search_steps=2, max_iter=5,
+                                initial_const=0.1, batch_size=256, verbose=False).generate(
+        x.numpy(), np.eye(11, dtype=np.float32)[labels.numpy()])
+    expected = library.contain(x.numpy(), reference, eps, "l2")
+    np.testing.assert_allclose(ours.numpy(), expected, atol=1e-5)
+    assert_in_ball(x, ours, eps, "l2")
+    assert accuracy(model, ours, labels) < 1.0           # it breaks frames
+    with pytest.raises(ValueError, match="norm: C&W-L2 bounds the L2 norm"):
+        library.make("cw-l2", model, eps=0.1, norm="linf")
