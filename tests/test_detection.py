@@ -199,6 +199,11 @@ def test_cli_detector_and_detection_end_to_end(shapft, files, tmp_path):
         assert 0 <= row["auc"] <= 1 and 0 <= row["tpr"] <= 1
         assert row["clean_frames"] == row["attacked_frames"] == 66   # SNR 0 and 10 dB: all frames
         assert set(row["by_snr"]) == {"0", "10"}
+    # the adaptive attacker has plain PGD among its attempts: never weaker than it
+    for psr in (-20.0, -15.0):
+        row = {r["attack"]: r for r in results["rows"] if r["psr_db"] == psr}
+        assert row["adaptive"]["accuracy"] <= row["pgd"]["accuracy"]
+        assert row["adaptive"]["misclassified_undetected"] >= row["pgd"]["misclassified_undetected"]
     assert [row["psr_db"] for row in results["robust"]] == [-20.0, -15.0]
     for row in results["robust"]:
         assert 0 <= row["guarded"] <= 1 and 0 <= row["classifier"] <= 1

@@ -10,7 +10,8 @@ classes:
   uap        a universal perturbation computed on the train split (2 epochs)
   adaptive   PGD that knows the detector: it ascends the classifier's cross-entropy
              minus w * softplus(detector score), for w in 1, 10 and 100, and keeps per
-             frame the attempt that is misclassified with the lowest score
+             frame, among those and plain PGD's (with pgd in --attacks), the attempt
+             that is misclassified with the lowest score
 
 Every attacked frame counts as a positive, whether or not the attack fooled the
 classifier; "misclassified and undetected" is the fraction the guarded receiver gets

@@ -19,7 +19,7 @@ MIN_SNR_DB = 0.0
 PSRS = (-30.0, -25.0, -20.0, -15.0)
 EVALUATION_ATTACKS = ("fgsm", "pgd", "uap", "adaptive")
 EVALUATION_PGD_STEPS = 20
-ADAPTIVE_WEIGHTS = (1.0, 10.0, 100.0)   # the detector-aware PGD's weights; each frame keeps its best
+ADAPTIVE_WEIGHTS = (1.0, 10.0, 100.0)   # the detector-aware PGD's weights (and plain PGD); each frame keeps its best
 UAP_EPOCHS = 2
 
 
@@ -153,6 +153,7 @@ def evaluate_detector(detector, model, data, out, psrs=PSRS, attack_names=EVALUA
     survived = {psr: {"classifier": clean_predictions == labels,
                       "guarded": (clean_predictions == labels) & (clean_scores <= threshold)} for psr in psrs}
     jobs = [(psr, name) for psr in psrs for name in attack_names]
+    pgd_frames = {}
     if progress:
         from tqdm import tqdm
         jobs = tqdm(jobs, desc="detection", unit="attack")
@@ -162,13 +163,15 @@ def evaluate_detector(detector, model, data, out, psrs=PSRS, attack_names=EVALUA
             attacked = attacks.attack_array(attacks.make("fgsm", classifier, **options), x, labels)
         elif name == "pgd":
             attacked = attacks.attack_array(attacks.make("pgd", classifier, steps=steps, **options), x, labels)
+            pgd_frames[psr] = attacked
         elif name == "uap":
             train = _subset(splits["train"], 4 * len(x), seed)
             perturbation = universal.compute(classifier, train.model_input(), train.labels, psr_db=psr,
                                              epochs=UAP_EPOCHS, seed=seed, precision=precision)
             attacked = universal.apply(x, perturbation)
         else:
-            attacked = _adaptive(classifier, scorer, x, labels, threshold, weights, steps, options)
+            # plain PGD (weight 0) is among the attempts: the adaptive attacker is never weaker
+            attacked = _adaptive(classifier, scorer, x, labels, weights, steps, options, pgd_frames.get(psr))
         scores = detection.scores(scorer, attacked, precision=precision)
         predictions = metrics.predict_logits(classifier, attacked, precision=precision).argmax(1)
         missed = (predictions != labels) & (scores <= threshold)
@@ -194,22 +197,23 @@ def evaluate_detector(detector, model, data, out, psrs=PSRS, attack_names=EVALUA
     return results
 
 
-def _adaptive(classifier, scorer, x, labels, threshold, weights, steps, options):
-    """The detector-aware PGD at each weight; each frame keeps the attempt that is
-    misclassified with the lowest score, else the one with the lowest score."""
+def _adaptive(classifier, scorer, x, labels, weights, steps, options, pgd=None):
+    """The detector-aware PGD at each weight (and plain PGD's frames `pgd`, weight 0,
+    when given); each frame keeps the attempt that is misclassified with the lowest
+    score, else the one with the lowest score."""
     from .. import attacks
     from ..attacks.detector_aware import DetectorAwarePGD
     from ..learn import detection, metrics
+    attempts = [] if pgd is None else [pgd]
+    attempts += [attacks.attack_array(DetectorAwarePGD(classifier, scorer, weight=weight, steps=steps, **options),
+                                      x, labels) for weight in weights]
     best = best_key = None
-    for weight in weights:
-        attack = DetectorAwarePGD(classifier, scorer, weight=weight, steps=steps, **options)
-        attempt = attacks.attack_array(attack, x, labels)
+    for attempt in attempts:
         scores = detection.scores(scorer, attempt, precision=options["precision"])
         wrong = metrics.predict_logits(classifier, attempt, precision=options["precision"]).argmax(1) != labels
-        key = np.where(wrong, scores, np.inf)   # misclassified attempts first, lowest score first
-        key = np.where(wrong, key, 1e9 + scores)
+        key = np.where(wrong, scores, 1e9 + scores)   # misclassified attempts first, lowest score first
         if best is None:
-            best, best_key = attempt, key
+            best, best_key = attempt.copy(), key
         else:
             better = key < best_key
             best[better] = attempt[better]
