@@ -51,6 +51,11 @@ def describe(path, run):
     training = meta.get("training") or {}
     # The run directory is this machine's; RUN stands for it (as in the header).
     command = (meta.get("provenance") or {}).get("command", "?").replace(str(run.resolve()), "RUN")
+    if meta.get("protects"):   # made outside the run: paths by file name, the data as DATA
+        data = ((meta.get("provenance") or {}).get("data") or {}).get("train", {}).get("path")
+        if data:
+            command = command.replace(str(Path(data).parent), "DATA/small")
+        command = " ".join(Path(word).name if word.startswith("/") else word for word in command.split())
     parts = [f"`{meta['arch']}`, {meta['parameters']:,} parameters, frames of {meta['frame_length']}"]
     if meta.get("protects"):
         validation = training.get("validation") or {}

@@ -8,10 +8,11 @@ the detector sees:
 
   statistics      peak-to-average power, mean power and the classifier's softmax
                   statistics into a logistic regression (Kokalj-Filipovic & Miller,
-                  arXiv 1902.06044)
+                  arXiv 1902.06044); the default: at 5 % false alarms it flagged twice
+                  as many PGD frames as the others (docs/shapaft.md)
   logits          a small MLP on the classifier's log-softmax
   frames          a small 1-D CNN on the frame
-  frames+logits   both (the default: it measured best, docs/shapaft.md)
+  frames+logits   both
 
 The output is a TorchScript detector file (docs/formats.md): frames [N, 2, L] in, one
 score per frame out, higher meaning more likely attacked; it embeds the classifier it
@@ -25,9 +26,9 @@ def add_arguments(parser):
     parser.add_argument("--model", required=True, metavar="MODEL.pt", help="the classifier to protect")
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset directory with train and val splits")
     parser.add_argument("--out", required=True, metavar="DETECTOR.pt", help="detector file to write")
-    parser.add_argument("--features", default="frames+logits",
+    parser.add_argument("--features", default="statistics",
                         choices=["statistics", "logits", "frames", "frames+logits"],
-                        help="what the detector looks at (default frames+logits)")
+                        help="what the detector looks at (default statistics)")
     parser.add_argument("--frames", type=int, default=0,
                         help="use at most this many frames of each split, drawn at random (default 0: all)")
     parser.add_argument("--epochs", type=int, default=30, help="at most this many epochs (default 30)")

@@ -55,7 +55,7 @@ def labelled(clean, attacked):
             np.concatenate([np.zeros(len(clean), np.int64), np.ones(len(attacked), np.int64)]))
 
 
-def train(loaded, train_xy, val_xy, features="frames+logits", seed=0, epochs=30, patience=5,
+def train(loaded, train_xy, val_xy, features="statistics", seed=0, epochs=30, patience=5,
           precision="fp32", progress=True, checkpoint_path=None):
     """A detector of `features` protecting the LoadedModel `loaded` (on full-length frames,
     through its mask if it carries one), trained on (frames, 0 clean / 1 attacked) pairs:

@@ -59,7 +59,7 @@ class AttackDetector(nn.Module):
     frame and of `classifier` (any module frames -> logits [N, C]; frozen, always in
     eval mode: the detector never changes what it protects)."""
 
-    def __init__(self, classifier, num_classes: int, features: str = "frames+logits"):
+    def __init__(self, classifier, num_classes: int, features: str = "statistics"):
         super().__init__()
         if features not in FEATURES:
             raise ValueError(f"features: {features!r} is not one of {', '.join(FEATURES)}")

@@ -48,7 +48,7 @@ class TrainedDetector:
     checks: dict          # split: FrameCheck
 
 
-def train_detector(model, data, out, features="frames+logits", frames=0, seed=0, epochs=30, patience=5,
+def train_detector(model, data, out, features="statistics", frames=0, seed=0, epochs=30, patience=5,
                    force=False, progress=True, invalid_frames="skip", precision="fp32", log=print):
     """Train a detector of `features` for the classifier file `model` on DATA/train
     (each frame clean and attacked), stop early on DATA/val, calibrate its false-alarm
