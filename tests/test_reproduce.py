@@ -137,14 +137,13 @@ def test_reproduce_micro_shap_aft_ablation_scores_match_a_hand_computation(micro
     assert loaded.mask == masks.load(micro.pipeline.mask(0.1))
     x, labels = shapaft.frames(micro.pipeline, settings, 1)
     classifier, _ = masked.full_frame_classifier(loaded)
-    # the run's precision: reproduce's default, auto
-    adaptive = attacks.attack_array(attacks.FGSM(classifier, eps=0.1, seed=1, precision="auto"), x, labels)
+    adaptive = attacks.attack_array(attacks.FGSM(classifier, eps=0.1, seed=1), x, labels)
     row = entry["rows"]["shapft+at_fgsm"]
-    assert row["adaptive"]["fgsm"]["values"] == [metrics.model_accuracy(classifier, adaptive, labels, "auto")]
-    assert row["clean"]["values"] == [metrics.model_accuracy(classifier, x, labels, "auto")]
+    assert row["adaptive"]["fgsm"]["values"] == [metrics.model_accuracy(classifier, adaptive, labels)]
+    assert row["clean"]["values"] == [metrics.model_accuracy(classifier, x, labels)]
     with np.load(micro.out / "aft" / "transfer" / "eps0.1.npz") as transferred:
         assert transferred["cw-l2"].shape == (settings["cw_frames"], 2, 128)
-        expected = metrics.model_accuracy(classifier, transferred["pgd"], labels, "auto")
+        expected = metrics.model_accuracy(classifier, transferred["pgd"], labels)
     assert row["transfer"]["pgd"]["values"] == [expected]
 
 
