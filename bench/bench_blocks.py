@@ -327,8 +327,10 @@ def compare_smoothing(arch, model_path, threads, repeats):
     plain, smoothed = [], []
     for _ in range(repeats):
         plain.append(in_own_process("sink-flowgraph", model_path, n, threads))
-        smoothed.append(in_own_process("sink-flowgraph-smoothed", model_path, max(n // SMOOTHING[0], 4 * BATCH),
-                                       threads))
+        # run_until's clock starts after a tenth of the frames: several of the sink's chunks
+        # (4 batches per worker) must fit in that tenth, or the rate reads 0
+        smoothed.append(in_own_process("sink-flowgraph-smoothed", model_path,
+                                       max(n // SMOOTHING[0], 40 * 4 * BATCH * threads), threads))
     ratios = [s * SMOOTHING[0] / p for p, s in zip(plain, smoothed)]
     print(f"| classifier_sink, {arch} | {SMOOTHING[0]} | {statistics.median(plain):,.0f} | "
           f"{statistics.median(smoothed):,.1f} | {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
