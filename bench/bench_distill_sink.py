@@ -16,8 +16,8 @@ both (default) the flowgraph runs twice, with and without one `classification`
 message per frame (the per-frame Python message costs the fast model most).
 
     PYTHONPATH=<dir with gnuradio/shapft> python bench/bench_distill_sink.py \
-        --student /work/data/distill/transformer_compact_attention_ard.pt \
-        --cnn-lstm /work/data/models/cnn_lstm.pt
+        --student examples/models/transformer_compact_attention_ard.pt \
+        --cnn-lstm examples/models/cnn_lstm.pt
 
 Without --student / --cnn-lstm, freshly initialised full-size models are exported to a
 temporary directory (throughput does not depend on the weights).

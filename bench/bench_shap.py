@@ -29,15 +29,16 @@ from gnuradio.shapft.learn import explain
 from gnuradio.shapft.core import model_file, recording
 from gnuradio.shapft.models import CnnLstm
 
-DATA = Path("/work/data")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(DATA / "models/cnn_lstm.pt"),
+    parser.add_argument("--model", default=str(ROOT / "examples/models/cnn_lstm.pt"),
                         help="trained model file; an untrained full-size CnnLstm if it does not exist")
-    parser.add_argument("--background", default=str(DATA / "tiny/tiny-train.sigmf-meta"))
-    parser.add_argument("--data", default=str(DATA / "tiny/tiny-test.sigmf-meta"))
+    parser.add_argument("--background", default=str(ROOT / "bench/results/tiny/tiny-train.sigmf-meta"),
+                        help="tiny-train (default: run_all.sh's bench/results/tiny)")
+    parser.add_argument("--data", default=str(ROOT / "bench/results/tiny/tiny-test.sigmf-meta"))
     parser.add_argument("--background-size", type=int, default=5000)
     parser.add_argument("--frames", type=int, default=330, help="frames explained")
     parser.add_argument("--nsamples", type=int, default=200)
