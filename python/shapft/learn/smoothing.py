@@ -14,7 +14,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import stats
 
 from ..core import budget
 from ..models import precision as model_precision
@@ -55,6 +54,7 @@ def class_counts(model, x, sigma, n, num_classes, generator, batch_size=1000, pr
 
 def lower_confidence_bound(successes, trials, alpha):
     """One-sided (1 - alpha) Clopper-Pearson lower bound of a binomial proportion."""
+    from scipy import stats   # here: classifier_sink imports this module, and scipy.stats takes ~1 s
     successes = np.asarray(successes)
     bound = stats.beta.ppf(alpha, successes, trials - successes + 1)
     return np.where(successes > 0, bound, 0.0)
@@ -71,6 +71,7 @@ def predict(model, x, sigma, n, num_classes, alpha=0.001, seed=0, batch_size=100
 def predict_from_counts(counts, alpha=0.001):
     """PREDICT's decision from class counts [N, C] (class_counts): the top class, or
     ABSTAIN where it does not beat the runner-up in a two-sided binomial test at alpha."""
+    from scipy import stats
     counts = np.asarray(counts)
     top2 = np.argsort(-counts, axis=1, kind="stable")[:, :2]
     n_a = counts[np.arange(len(counts)), top2[:, 0]]
@@ -84,6 +85,7 @@ def certify(model, x, sigma, n0, n, num_classes, alpha=0.001, seed=0, batch_size
     """CERTIFY: (class [N] or ABSTAIN, certified L2 radius [N], 0 where abstaining): the
     class chosen on n0 noisy copies, its probability bounded below from n fresh ones,
     radius sigma * Phi^-1(lower bound) where the bound exceeds 1/2."""
+    from scipy import stats
     generator = torch.Generator().manual_seed(seed)
     selection = class_counts(model, x, sigma, n0, num_classes, generator, batch_size, precision)
     chosen = selection.argmax(axis=1)
