@@ -57,6 +57,14 @@ def write_detector(path, model_path, features="frames+logits", seed=0):
     return path
 
 
+def one_line_error(err, command):
+    """The refusal is one line on stderr, `shapft COMMAND: error: ...`; returns it."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"shapft {command}: error: "), err
+    return lines[0]
+
+
 def random_frames(n, frame_length=128, seed=0):
     """Unit-power complex Gaussian frames, complex64 [n, frame_length]."""
     rng = np.random.default_rng(seed)

@@ -25,13 +25,6 @@ DROP = [17, 60, 77]
 NAN_AT = 7          # where the NaN frame is inserted
 
 
-def one_line_error(err, command):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"shapft {command}: error: "), err
-    return lines[0]
-
-
 def with_frame_inserted(rec, index, frame):
     """rec with `frame` inserted before frame `index` (label and SNR copied from there)."""
     return recording.Recording(np.insert(rec.frames, index, frame, axis=0), np.insert(rec.labels, index, rec.labels[index]),
@@ -112,7 +105,7 @@ def test_evaluate_gives_the_same_accuracy_with_a_nan_frame_and_counts_it(shapft,
 
     code, _, err = shapft("evaluate", "--model", files / "model.pt", "--data", files / "nan.sigmf-meta",
                           "--invalid-frames", "error", "--quiet")
-    assert code == 2 and f"frame {NAN_AT} is invalid, NaN samples" in one_line_error(err, "evaluate")
+    assert code == 2 and f"frame {NAN_AT} is invalid, NaN samples" in shapft_testing.one_line_error(err, "evaluate")
 
 
 def test_explain_and_mask_give_the_same_values_and_mask_with_a_nan_frame(shapft, files, tmp_path):
@@ -234,7 +227,7 @@ def test_evaluate_a_model_carrying_a_mask_on_full_and_deleted_frames(shapft, fil
     code, _, err = shapft("evaluate", "--model", files / "masked.pt", "--data", files / "short.sigmf-meta")
     assert code == 2
     assert "frames of 64 samples, but the model takes 128 (its mask deletes 3 positions) or 125" in \
-        one_line_error(err, "evaluate")
+        shapft_testing.one_line_error(err, "evaluate")
 
 
 def test_attack_and_explain_a_model_carrying_a_mask_through_its_deletion(shapft, files, tmp_path):
@@ -331,18 +324,18 @@ def test_unwritable_outputs_are_refused_before_the_work(shapft, files, tmp_path,
     for option in ("--json", "--figure"):
         code, _, err = shapft(*evaluate, option, blocker / "out")
         assert code == 2 and f"{option} {blocker / 'out'}: {blocker} is not a directory" in \
-            one_line_error(err, "evaluate")
+            shapft_testing.one_line_error(err, "evaluate")
         code, _, err = shapft(*evaluate, option, tmp_path)
-        assert code == 2 and f"{option} {tmp_path}: is a directory" in one_line_error(err, "evaluate")
+        assert code == 2 and f"{option} {tmp_path}: is a directory" in shapft_testing.one_line_error(err, "evaluate")
     code, _, err = shapft("explain", "--model", files / "model.pt", "--background", files / "clean.sigmf-meta",
                           "--data", files / "clean.sigmf-meta", "--out", blocker / "x.npz", "--quiet")
-    assert code == 2 and "--out" in one_line_error(err, "explain")
+    assert code == 2 and "--out" in shapft_testing.one_line_error(err, "explain")
     # an attacked recording already in OUT is refused before attacking, not after
     (tmp_path / "adv").mkdir()
     (tmp_path / "adv" / "clean.sigmf-meta").write_text("{}")
     code, _, err = shapft("attack", "--model", files / "model.pt", "--data", files / "clean.sigmf-meta",
                           "--method", "fgsm", "--eps", 0.05, "--out", tmp_path / "adv", "--quiet")
-    assert code == 2 and "exists; pass --force" in one_line_error(err, "attack")
+    assert code == 2 and "exists; pass --force" in shapft_testing.one_line_error(err, "attack")
 
     # a directory that takes no files (read-only, full, ...): the option and path, no temporary name
     import tempfile
@@ -352,7 +345,7 @@ def test_unwritable_outputs_are_refused_before_the_work(shapft, files, tmp_path,
 
     monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
     code, _, err = shapft(*evaluate, "--json", tmp_path / "r.json")
-    line = one_line_error(err, "evaluate")
+    line = shapft_testing.one_line_error(err, "evaluate")
     assert f"--json {tmp_path / 'r.json'}: cannot write in {tmp_path} (Permission denied)" in line
     assert ".tmp" not in line
 
@@ -371,7 +364,7 @@ def test_a_truncated_data_file_is_reported_as_truncated_without_sigmf_warnings(s
         assert warnings.filters == filters            # restored after the read
     assert [str(w.message) for w in caught] == []
     code, _, err = shapft("evaluate", "--model", files / "model.pt", "--data", tmp_path / "cut.sigmf-meta")
-    assert code == 2 and "truncated: 1250 samples, annotations describe 8448" in one_line_error(err, "evaluate")
+    assert code == 2 and "truncated: 1250 samples, annotations describe 8448" in shapft_testing.one_line_error(err, "evaluate")
     assert "hash" not in err
 
     # sigmf's own warnings stay quiet (here: shapft keys without the extension declared,
@@ -397,7 +390,7 @@ def test_a_directory_given_as_a_recording_is_named_as_such(shapft, files, tmp_pa
                      "--eps", 0.05, "--out", tmp_path / "o")):
         code, _, err = shapft(*command)
         assert code == 2
-        assert f"--data {tmp_path}: is a directory; give a .sigmf-meta recording" in one_line_error(err, command[0])
+        assert f"--data {tmp_path}: is a directory; give a .sigmf-meta recording" in shapft_testing.one_line_error(err, command[0])
 
 
 # --- the command line itself ----------------------------------------------------------------
@@ -436,7 +429,7 @@ def test_threads_0_is_torchs_default_and_negative_is_refused(shapft, files):
     code, _, err = shapft("evaluate", "--model", files / "model.pt", "--data", files / "clean.sigmf-meta",
                           "--threads", -1, "--quiet")
     assert code == 2 and "--threads must be >= 0 (0 = torch's default, one per core)" in \
-        one_line_error(err, "evaluate")
+        shapft_testing.one_line_error(err, "evaluate")
 
 
 

@@ -18,13 +18,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 torch.set_num_threads(1)
 
 
-def one_line_error(err, command):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"shapft {command}: error: "), err
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A small untrained CNN-LSTM, an untrained detector for it, and a dataset of tone
@@ -221,10 +214,10 @@ def test_cli_detector_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     out = tmp_path / "det.pt"
     base = ("detector", "--data", files / "data", "--out", out, "--quiet")
     code, _, err = shapft(*base, "--model", files / "detector.pt")
-    assert code == 2 and "--model: model file" in one_line_error(err, "detector")
+    assert code == 2 and "--model: model file" in shapft_testing.one_line_error(err, "detector")
     code, _, err = shapft(*base, "--model", files / "model.pt", "--frames", -1)
-    assert code == 2 and "--frames: must be >= 0" in one_line_error(err, "detector")
+    assert code == 2 and "--frames: must be >= 0" in shapft_testing.one_line_error(err, "detector")
     code, _, err = shapft("detection", "--detector", files / "model.pt", "--model", files / "model.pt",
                           "--data", files / "data", "--out", tmp_path / "r", "--quiet")
-    assert code == 2 and "--detector: detector file" in one_line_error(err, "detection")
+    assert code == 2 and "--detector: detector file" in shapft_testing.one_line_error(err, "detection")
     assert not out.exists()

@@ -27,14 +27,6 @@ ERROR_DROP = [17, 60, 77]            # the positions mask.json drops (test_masks
 N_FT_PER_CLASS = 5                   # fine-tuning frames per class: 55 frames, 11 in val
 
 
-def one_line_error(err, command):
-    """The refusal is one line on stderr, `shapft COMMAND: error: ...`."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"shapft {command}: error: "), err
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """The original (small, untrained) CNN-LSTM, another one, a mask for the original
@@ -265,7 +257,7 @@ def test_cli_finetune_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     def refused(*args, expect):
         code, _, err = shapft(*args)
         assert code == 2, err
-        assert expect in one_line_error(err, "finetune")
+        assert expect in shapft_testing.one_line_error(err, "finetune")
         assert not out.exists()
 
     refused("finetune", "--model", tmp_path / "missing.pt", "--data", files / "train.sigmf-meta", "--out", out,
@@ -304,7 +296,7 @@ def test_cli_finetune_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     # an existing output is kept unless --force
     before = out.read_bytes()
     code, _, err = shapft(*finetune_args(files, out, "direct"))
-    assert code == 2 and "exists; pass --force to overwrite" in one_line_error(err, "finetune")
+    assert code == 2 and "exists; pass --force to overwrite" in shapft_testing.one_line_error(err, "finetune")
     assert out.read_bytes() == before
     code, _, err = shapft(*finetune_args(files, out, "direct", "--force"))
     assert code == 0, err
@@ -325,7 +317,7 @@ def test_cli_finetune_refuses_a_mask_leaving_frames_shorter_than_the_convolution
     except RuntimeError as crash:
         pytest.fail(f"a mask keeping 7 samples crashes `shapft finetune` ({crash})")
     assert code == 2, err
-    assert one_line_error(err, "finetune") == (
+    assert shapft_testing.one_line_error(err, "finetune") == (
         f"shapft finetune: error: --mask {tmp_path / 'keep7.json'}: leaves frames of 7 samples, but the "
         "cnn_lstm needs at least 8 (its convolution's kernel length)")
     assert not out.exists()
@@ -347,7 +339,7 @@ def test_cli_finetune_refuses_an_evaluate_recording_of_another_frame_length(shap
                     f"IndexError ({crash}) instead of exit code 2 and a one-line error")
     assert code == 2, f"`shapft finetune --method {method} --evaluate <64-sample frames>` exits {code} " \
                       f"and prints {stdout.strip()!r} instead of refusing frames the model does not take"
-    assert "64" in one_line_error(err, "finetune")
+    assert "64" in shapft_testing.one_line_error(err, "finetune")
     assert not out.exists()
 
 
@@ -356,4 +348,4 @@ def test_cli_finetune_refuses_a_transformer(shapft, files, tmp_path):
     args = list(finetune_args(files, tmp_path / "ft.pt", "direct"))
     args[args.index("--model") + 1] = tmp_path / "transformer.pt"
     code, _, err = shapft(*args)
-    assert code == 2 and "fine-tunes a cnn_lstm, not a transformer_compact" in one_line_error(err, "finetune")
+    assert code == 2 and "fine-tunes a cnn_lstm, not a transformer_compact" in shapft_testing.one_line_error(err, "finetune")

@@ -56,14 +56,6 @@ def spread(values):
     return out
 
 
-def one_line_error(err, command):
-    """The refusal is one line on stderr, `shapft COMMAND: error: ...`."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"shapft {command}: error: "), err
-    return lines[0]
-
-
 # --- negative_points: the frame rule, the sums, the negative positions --------------------
 
 @pytest.mark.parametrize("eps, expected", [(0.0, "all"), (0.025, "all"), (0.05, "all"),
@@ -330,18 +322,18 @@ def test_cli_mask_figure(shapft, files, tmp_path):
 def test_cli_mask_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     out = tmp_path / "m.json"
     code, _, err = shapft("mask", "--shap", tmp_path / "missing.npz", "--eps", 0.1, "--out", out)
-    assert code == 2 and "--shap" in one_line_error(err, "mask") and "no such file" in err
+    assert code == 2 and "--shap" in shapft_testing.one_line_error(err, "mask") and "no such file" in err
     code, _, err = shapft("mask", "--shap", files / "shap.npz", "--eps", -0.1, "--out", out)
-    assert code == 2 and "eps must be a finite number >= 0, got -0.1" in one_line_error(err, "mask")
+    assert code == 2 and "eps must be a finite number >= 0, got -0.1" in shapft_testing.one_line_error(err, "mask")
     (tmp_path / "junk.npz").write_bytes(b"not an npz")
     code, _, err = shapft("mask", "--shap", tmp_path / "junk.npz", "--eps", 0.1, "--out", out)
-    assert code == 2 and "cannot be read" in one_line_error(err, "mask")
+    assert code == 2 and "cannot be read" in shapft_testing.one_line_error(err, "mask")
     write_shap_npz(tmp_path / "no_true.npz", "0" * 64, true_class=False)
     code, _, err = shapft("mask", "--shap", tmp_path / "no_true.npz", "--eps", 0.1, "--out", out)
-    assert code == 2 and "--outputs true" in one_line_error(err, "mask")
+    assert code == 2 and "--outputs true" in shapft_testing.one_line_error(err, "mask")
     write_shap_npz(tmp_path / "all_right.npz", "0" * 64, predicted=HAND_LABELS)
     code, _, err = shapft("mask", "--shap", tmp_path / "all_right.npz", "--eps", 0.1, "--out", out)
-    assert code == 2 and "rule 'error' selects no frames" in one_line_error(err, "mask")
+    assert code == 2 and "rule 'error' selects no frames" in shapft_testing.one_line_error(err, "mask")
     assert not out.exists()
     # ... and the same file with all frames is fine (they are all classified right at eps 0.05)
     code, _, err = shapft("mask", "--shap", tmp_path / "all_right.npz", "--eps", 0.05, "--out", out)
@@ -351,7 +343,7 @@ def test_cli_mask_refuses_bad_input_in_one_line(shapft, files, tmp_path):
     # an existing mask is kept unless --force
     before = out.read_bytes()
     code, _, err = shapft("mask", "--shap", files / "shap.npz", "--eps", 0.1, "--out", out)
-    assert code == 2 and "exists; pass --force to overwrite" in one_line_error(err, "mask")
+    assert code == 2 and "exists; pass --force to overwrite" in shapft_testing.one_line_error(err, "mask")
     assert out.read_bytes() == before
     code, _, err = shapft("mask", "--shap", files / "shap.npz", "--eps", 0.1, "--out", out, "--force")
     assert code == 0, err

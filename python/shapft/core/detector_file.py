@@ -20,15 +20,8 @@ QUANTILE_POINTS = 2001   # calibration quantiles: thresholds for false-alarm rat
 
 
 @dataclasses.dataclass
-class LoadedDetector:
-    module: object   # torch.jit.ScriptModule: [N, 2, L] -> [N]
-    metadata: dict
-    sha256: str
-    path: Path
-
-    @property
-    def frame_length(self):
-        return int(self.metadata["frame_length"])
+class LoadedDetector(model_file.LoadedArchive):
+    """A loaded detector file: forward returns scores [N]."""
 
     @property
     def protects(self):

@@ -27,7 +27,9 @@ OUTPUT_CONVENTION = "logits [B, C] (no softmax)"
 
 
 @dataclasses.dataclass
-class LoadedModel:
+class LoadedArchive:
+    """A loaded gr-shapft TorchScript archive: a model file, or a detector file
+    (core.detector_file)."""
     module: object   # torch.jit.ScriptModule
     metadata: dict
     sha256: str
@@ -35,8 +37,13 @@ class LoadedModel:
 
     @property
     def frame_length(self):
-        """Length of the frames the model classifies (128 - m for a SHAP-FT model)."""
+        """Length of the frames `forward` takes (128 - m for a SHAP-FT model)."""
         return int(self.metadata["frame_length"])
+
+
+@dataclasses.dataclass
+class LoadedModel(LoadedArchive):
+    """A loaded model file: forward returns logits."""
 
     @property
     def full_frame_length(self):

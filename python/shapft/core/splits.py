@@ -34,3 +34,12 @@ def stratified_subset(labels, snr_db, n, seed=0):
     per_cell = max(1, n // len(groups))
     chosen = [i for members in groups.values() for i in rng.permutation(members)[:per_cell]]
     return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+def random_subset(count, n, seed, stream):
+    """Indices (sorted) of n of `count` frames drawn uniformly without replacement by
+    numpy's Generator seeded [seed, stream] (a study's own stream, so that its draw does
+    not follow another's); all frames when n <= 0 or n >= count."""
+    if n <= 0 or n >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng([seed, stream]).choice(count, n, replace=False))

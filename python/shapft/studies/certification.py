@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import artifacts
+from ..core import artifacts, budget, splits
+from . import stages
 from .stages import load_model, read_recording
 
 RADII_PSR_DB = tuple(float(p) for p in np.arange(-45.0, -9.0, 1.0))   # the curve's radii, as PSR
@@ -19,15 +20,11 @@ def certify_recording(model, data, out, sigma_psr_db, n0=100, n=1000, alpha=0.00
     OUT/certified_accuracy.png. Returns the summary dict."""
     import torch
     from ..learn import metrics, smoothing
-    from ..models import masked
 
     loaded = load_model(model, "--model")
     rec, check = read_recording(data, "--data", loaded, invalid_frames)
-    if frames and frames < len(rec):
-        rec = rec.subset(np.sort(np.random.default_rng([seed, 0xCE7]).choice(len(rec), frames, replace=False)))
-    classifier, frame_length = masked.full_frame_classifier(loaded)
-    if rec.frame_length != frame_length:
-        classifier = loaded.module
+    rec = rec.subset(splits.random_subset(len(rec), frames, seed, 0xCE7))
+    classifier = stages.classifier(loaded, rec.frame_length)
     out = Path(out)
     artifacts.writable_dir(out)
     sigma = smoothing.sigma_from_psr_db(sigma_psr_db)
@@ -45,9 +42,9 @@ def certify_recording(model, data, out, sigma_psr_db, n0=100, n=1000, alpha=0.00
         radius.append(r)
     predicted, radius = np.concatenate(predicted), np.concatenate(radius)
     base = metrics.predict_logits(classifier, rec.model_input(), precision=precision).argmax(1)
-    radii = [np.sqrt(rec.frame_length * 10 ** (psr / 10)) for psr in RADII_PSR_DB]
+    radii = [budget.psr_db_to_eps(psr, "l2", rec.frame_length) for psr in RADII_PSR_DB]
     high = rec.snr_db >= HIGH_SNR_DB
-    reference = float(np.sqrt(rec.frame_length * 10 ** (REFERENCE_PSR_DB / 10)))
+    reference = budget.psr_db_to_eps(REFERENCE_PSR_DB, "l2", rec.frame_length)
 
     def summary_of(mask):
         correct = predicted[mask] == rec.labels[mask]

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import artifacts, detector_file, recording
-from .stages import load_model, writable_output
+from ..core import artifacts, detector_file
+from ..core.splits import random_subset
+from .stages import load_model, read_checked_splits, writable_output
 
 MIN_SNR_DB = 0.0
 PSRS = (-30.0, -25.0, -20.0, -15.0)
@@ -25,19 +26,7 @@ UAP_EPOCHS = 2
 
 def _subset(rec, frames, seed):
     """`frames` frames of rec drawn at random (all when frames is 0 or more than it has)."""
-    if not frames or frames >= len(rec):
-        return rec
-    index = np.sort(np.random.default_rng([seed, 0x5B5]).choice(len(rec), frames, replace=False))
-    return rec.subset(index)
-
-
-def _splits(data, names, invalid_frames):
-    splits, digests = recording.read_splits(data, required=names)
-    checks = {}
-    for name in names:
-        splits[name], checks[name] = recording.check_frames(splits[name], invalid_frames,
-                                                            f"--data {digests[name]['path']}")
-    return splits, digests, checks
+    return rec.subset(random_subset(len(rec), frames, seed, 0x5B5))
 
 
 @dataclasses.dataclass
@@ -63,7 +52,7 @@ def train_detector(model, data, out, features="statistics", frames=0, seed=0, ep
     out = writable_output(out, "--out", force)
     loaded = load_model(model, "--model")
     classifier, frame_length = masked.full_frame_classifier(loaded)
-    splits, digests, checks = _splits(data, ("train", "val"), invalid_frames)
+    splits, digests, checks = read_checked_splits(data, ("train", "val"), invalid_frames=invalid_frames)
     if splits["train"].frame_length != frame_length:
         raise ValueError(f"--data {data}: frames of {splits['train'].frame_length} samples, but {loaded.path} "
                          f"classifies frames of {frame_length}")
@@ -130,7 +119,7 @@ def evaluate_detector(detector, model, data, out, psrs=PSRS, attack_names=EVALUA
     artifacts.writable_dir(out)
     classifier, frame_length = masked.full_frame_classifier(loaded)
     names = ("train", "test") if "uap" in attack_names else ("test",)
-    splits, digests, checks = _splits(data, names, invalid_frames)
+    splits, digests, checks = read_checked_splits(data, names, invalid_frames=invalid_frames)
     test = _subset(splits["test"], frames, seed)
     x, labels, snr = test.model_input(), test.labels, test.snr_db
     scorer = guard.module

@@ -178,11 +178,11 @@ class Pipeline:
         """Why SHAP-FT and random deletion cannot run at eps (a text), or None: a mask that
         leaves fewer samples than the CNN-LSTM's convolution kernel (the masks follow from
         the original model's SHAP values, so a model may delete almost everything)."""
-        m = masks.load(self.mask(eps))["m"]
+        mask = masks.load(self.mask(eps))
         if self._kernel is None:
             from ..core import model_file
             self._kernel = int(model_file.load(self.original).module.state_dict()["conv.weight"].shape[2])
-        kept = masks.output_length(masks.load(self.mask(eps)))
+        m, kept = mask["m"], masks.output_length(mask)
         if kept >= self._kernel:
             return None
         return (f"the mask deletes {m} positions, leaving {kept} samples, fewer than the CNN-LSTM's "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import artifacts, budget, masks, recording
+from ..core import artifacts, budget, masks, recording, splits
 
 SETTINGS = {
     "small": dict(eps=(0.075, 0.1, 0.15), seeds=(0, 1, 2), frames=1100, cw_frames=220, bim_steps=10,
@@ -103,8 +103,7 @@ def frames(pipeline, settings, seed):
     """adv-data's valid clean frames drawn for the scores: (x, labels), and the first
     cw_frames of them for C&W."""
     clean, _ = recording.check_frames(recording.read(pipeline.tiny / "adv-data.sigmf-meta"))
-    n = min(settings["frames"], len(clean))
-    index = np.sort(np.random.default_rng([seed, 0xAF7]).choice(len(clean), n, replace=False))
+    index = splits.random_subset(len(clean), settings["frames"], seed, 0xAF7)
     return clean.model_input()[index], clean.labels[index]
 
 
@@ -170,8 +169,9 @@ def evaluate(pipeline, settings, out, workers=1, progress=True, log=print):
     for eps in settings["eps"]:
         transferred = transfer_frames(pipeline, settings, eps, x, labels, out / "transfer" / f"eps{eps:g}.npz")
         for variant in VARIANTS:
-            if variant in ("shapft", "random+at_fgsm", "shapft+at_fgsm") and pipeline.deletion_skipped(eps):
-                log(f"[aft] {variant} at eps {eps:g}: {pipeline.deletion_skipped(eps)}")
+            skipped = variant in ("shapft", "random+at_fgsm", "shapft+at_fgsm") and pipeline.deletion_skipped(eps)
+            if skipped:
+                log(f"[aft] {variant} at eps {eps:g}: {skipped}")
                 continue
             for seed in ((pipeline.seed,) if variant == "original" else settings["seeds"]):
                 path = model_path(pipeline, variant, seed, eps)

@@ -53,6 +53,17 @@ def read_recording(path, option, loaded=None, invalid_frames="skip", through_mas
     return recording.check_frames(rec, invalid_frames, f"{option} {meta}")
 
 
+def read_checked_splits(data, required, optional=(), invalid_frames="skip"):
+    """(splits, digests, {split: FrameCheck}) of a dataset directory (recording.read_splits),
+    each split's invalid frames left out and counted (or refused: invalid_frames="error")."""
+    splits, digests = recording.read_splits(data, required=required, optional=optional)
+    checks = {}
+    for name in list(splits):
+        splits[name], checks[name] = recording.check_frames(
+            splits[name], invalid_frames, f"--data {digests[name]['path']}")
+    return splits, digests, checks
+
+
 def classifier(loaded, frame_length, source="frames"):
     """The module that classifies `frame_length`-sample frames for a LoadedModel: the
     model itself for the frames it takes; for a model carrying a mask, on full-length
@@ -146,11 +157,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
                               "pass --resume to continue it or delete it")
     artifacts.writable_dir(out.parent)
     writable_output(checkpoint, "--checkpoint")
-    splits, digests = recording.read_splits(data, required=("train", "val"), optional=("test",))
-    checks = {}
-    for name in list(splits):
-        splits[name], checks[name] = recording.check_frames(
-            splits[name], invalid_frames, f"--data {digests[name]['path']}")
+    splits, digests, checks = read_checked_splits(data, ("train", "val"), ("test",), invalid_frames)
     frame_length = splits["train"].frame_length
 
     if noise_psr_db is not None and adversarial is not None:
@@ -189,7 +196,6 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
                                            adversarial_steps, trades_beta, seed)
         except ValueError as err:
             raise ValueError(f"--adversarial: {err}") from None
-        noise = None
     result = training.fit(model, _xy(splits["train"]), val_xy, config, loss_fn=loss_fn, precision=precision,
                           checkpoint_path=checkpoint, progress=progress)
 
