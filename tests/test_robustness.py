@@ -21,7 +21,7 @@ from gnuradio.shapft.core import masks, model_file, perturbation_file, recording
 from gnuradio.shapft.core.recording import Recording, to_model_input
 from gnuradio.shapft.models import stochastic
 from gnuradio.shapft.studies import robustness
-from test_cli_input import one_line_error
+from shapft_testing import one_line_error
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 torch.set_num_threads(1)
