@@ -13,7 +13,10 @@
     both ways likewise (target: >= 0.95);
 (d) with --smoothing N, classifier_sink with randomized smoothing over N noisy copies
     against the plain sink: the smoothed rate times N over the plain rate (1.0: the
-    smoothing costs exactly N inferences per frame).
+    smoothing costs exactly N inferences per frame);
+(e) with --onnx, classifier_sink running each model's ONNX export (`shapft export
+    --format onnx`) in ONNX Runtime against the same sink running the TorchScript model
+    file, same frames, same settings: the ONNX rate over the TorchScript rate.
 Every frame carries `label` and `snr_db` tags, as the channel-model source's do: the
 sink keeps its running accuracy, the injector takes its labels from the tags, and the
 reference attack gets the same labels. The sink is also measured on untagged frames:
@@ -41,7 +44,9 @@ per second).
 Run: .venv/bin/python bench/bench_blocks.py [--threads N] [--repeats N] [--only BLOCK:MODEL]
      [--cnn-lstm MODEL.pt] [--compact MODEL.pt] [--detector DETECTOR.pt] [--precision fp32|bf16|auto]
 (default: full-size untrained models; trained ones cost the same). With
---compare-precision: each block's flowgraph in fp32 and in bf16, alternating rounds.
+--compare-precision: each block's flowgraph in fp32 and in bf16, alternating rounds;
+with --onnx: the sink's flowgraph with the TorchScript model and its ONNX export,
+alternating rounds.
 """
 import argparse
 import resource
@@ -58,7 +63,7 @@ import torch
 from gnuradio import blocks, gr
 
 from gnuradio.shapft import attack_detector, attacks, classifier_sink, fgsm_injector, models
-from gnuradio.shapft.core import detector_file, model_file
+from gnuradio.shapft.core import detector_file, model_file, onnx_file
 from gnuradio.shapft.models import precision
 import shapft_testing
 from gnuradio.shapft.blocks.tags import LABEL_TAG, SNR_TAG
@@ -353,6 +358,22 @@ def compare_precision(arch, model_path, threads, repeats):
               f"{runs(rates['fp32'])} / {runs(rates['bf16'])} |", flush=True)
 
 
+def compare_onnx(arch, model_path, onnx_path, threads, repeats):
+    """The sink's flowgraph rate with the ONNX export against the TorchScript model,
+    alternating, each in a process of its own."""
+    n = FRAMES[arch][0]
+    rates = {"torchscript": [], "onnx": []}
+    for _ in range(repeats):
+        rates["torchscript"].append(in_own_process("sink-flowgraph", model_path, n, threads))
+        rates["onnx"].append(in_own_process("sink-flowgraph", onnx_path, n, threads))
+    ratios = [o / t for t, o in zip(rates["torchscript"], rates["onnx"])]
+    torchscript, onnx = statistics.median(rates["torchscript"]), statistics.median(rates["onnx"])
+    error = onnx_file.read_export_record(onnx_path)["check"]["max_abs_logit_error"]
+    print(f"| classifier_sink, {arch} | {n:,} | {error:.1e} | {torchscript:,.0f} | {onnx:,.0f} | "
+          f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
+          f"{onnx / REAL_TIME_FRAMES_PER_S:.1f}x | {runs(rates['torchscript'])} / {runs(rates['onnx'])} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cnn-lstm", help="cnn_lstm model file")
@@ -367,12 +388,16 @@ def main():
                         help="the blocks' and references' precision (default fp32)")
     parser.add_argument("--compare-precision", action="store_true",
                         help="instead: each block's flowgraph rate in fp32 and in bf16, alternating rounds")
+    parser.add_argument("--onnx", action="store_true",
+                        help="instead: the sink with each model's ONNX export against the TorchScript model")
     parser.add_argument("--smoothing", type=int, metavar="N",
                         help="instead: the sink with randomized smoothing over N noisy copies against the plain sink")
     parser.add_argument("--measure", choices=sorted(MEASUREMENTS), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.onnx and args.precision != "fp32":
+        parser.error("--onnx: ONNX models run in fp32 only; leave --precision at fp32")
     PRECISION[0] = args.precision
     if args.smoothing:
         SMOOTHING[0] = args.smoothing
@@ -391,6 +416,19 @@ def main():
             for arch, path in paths.items():
                 if args.only in (None, f"sink:{arch}"):
                     compare_smoothing(arch, path, args.threads, args.repeats)
+            return
+        if args.onnx:
+            print(f"torch threads {args.threads} (the sink's workers; ONNX Runtime runs one thread in each), "
+                  f"batch {BATCH}, fp32, {args.repeats} rounds alternating the TorchScript model file and its "
+                  f"ONNX export (opset {onnx_file.OPSET}), each in a process of its own\n")
+            print("| block, model | frames | export's max logit error | TorchScript frames/s | ONNX frames/s | "
+                  "ONNX/TorchScript (rounds) | ONNX real time at 200 kHz | runs: TorchScript / ONNX |")
+            print("|---|---|---|---|---|---|---|---|")
+            for arch, path in paths.items():
+                if args.only in (None, f"sink:{arch}"):
+                    onnx_path = Path(tmp) / f"{arch}.onnx"
+                    onnx_file.export(model_file.load(path), onnx_path)
+                    compare_onnx(arch, path, onnx_path, args.threads, args.repeats)
             return
         if args.compare_precision:
             print(f"torch threads {args.threads}, batch {BATCH}, {args.repeats} rounds alternating fp32 and "

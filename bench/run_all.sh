@@ -32,6 +32,8 @@ run blocks_1thread "$PY" bench/bench_blocks.py --threads 1 --cnn-lstm "$MODELS/c
 # The noisiest row (this host's 2-thread speed drifts), again with more rounds.
 run blocks_sink_compact "$PY" bench/bench_blocks.py --only sink:transformer_compact --repeats 7 \
     --cnn-lstm "$MODELS/cnn_lstm.pt" --compact "$MODELS/transformer_compact_attention_ard.pt"
+run blocks_onnx "$PY" bench/bench_blocks.py --onnx --cnn-lstm "$MODELS/cnn_lstm.pt" \
+    --compact "$MODELS/transformer_compact_attention_ard.pt"
 run blocks_precision "$PY" bench/bench_blocks.py --compare-precision --cnn-lstm "$MODELS/cnn_lstm.pt" \
     --compact "$MODELS/transformer_compact_attention_ard.pt"
 run precision "$PY" bench/bench_precision.py --threads 2

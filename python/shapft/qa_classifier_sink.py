@@ -16,7 +16,7 @@ import torch
 from gnuradio import blocks, gr, gr_unittest
 
 from gnuradio.shapft import classifier_sink, fgsm_injector, grc
-from gnuradio.shapft.core import model_file
+from gnuradio.shapft.core import model_file, onnx_file, shipped
 from gnuradio.shapft.models import precision
 import shapft_testing
 from gnuradio.shapft.core.radioml import CLASSES
@@ -46,8 +46,14 @@ class FailingModule:
         return self.module(x)
 
 
+def write_onnx(model_path, onnx_path):
+    """The ONNX model file exported from a model file (as `shapft export --format onnx`)."""
+    onnx_file.export(model_file.load(model_path), onnx_path)
+    return onnx_path
+
+
 def offline_predictions(model_path, frames):
-    loaded = model_file.load(model_path)
+    loaded = onnx_file.load(model_path) if onnx_file.is_onnx_path(model_path) else model_file.load(model_path)
     with torch.no_grad():
         probabilities = torch.softmax(loaded.module(torch.from_numpy(to_model_input(frames))), 1)
     return probabilities.argmax(1).numpy(), probabilities.max(1).values.numpy()
@@ -375,6 +381,102 @@ class qa_classifier_sink(gr_unittest.TestCase):
                              (dict(smoothing_psr_db=-20, smoothing_alpha=1.5), "smoothing_alpha")):
             with self.assertRaisesRegex(ValueError, name):
                 classifier_sink(model_path, **kwargs)
+
+    def run_sinks(self, frames, model_paths, labels=None, snrs=None, **kwargs):
+        """Sinks, one per model file, on one source in one flowgraph: [(sink, messages)]."""
+        tb = gr.top_block()
+        tb.source = tagged_source(frames, labels, snrs)
+        tb.sinks, tb.debugs = [], []
+        for model_path in model_paths:
+            tb.sinks.append(classifier_sink(model_path, **kwargs))
+            tb.debugs.append(blocks.message_debug())
+            tb.connect(tb.source, tb.sinks[-1])
+            tb.msg_connect(tb.sinks[-1], "classification", tb.debugs[-1], "store")
+        shapft_testing.run_to_end(tb)
+        return [(sink, [pmt.to_python(debug.get_message(i)) for i in range(debug.num_messages())])
+                for sink, debug in zip(tb.sinks, tb.debugs)]
+
+    def test_015_onnx_model_classifies_as_torchscript(self):
+        # The TorchScript sink and the ONNX sink side by side on the same frames, two
+        # workers each sharing one ONNX Runtime session, with invalid frames among them.
+        for arch in ("cnn_lstm", "transformer_compact"):
+            model_path = shapft_testing.write_model(self.path(f"{arch}.pt"), arch)
+            onnx_path = write_onnx(model_path, self.path(f"{arch}.onnx"))
+            frames = shapft_testing.random_frames(400, seed=11)
+            frames[[3, 200]] = 0
+            frames[77, 5] = np.nan
+            labels = [CLASSES[i] for i in self.rng.integers(0, 11, len(frames))]
+            snrs = self.rng.choice([-10.0, 0.0, 10.0], len(frames)).tolist()
+            (ts, ts_messages), (ox, ox_messages) = self.run_sinks(
+                frames, [model_path, onnx_path], labels, snrs, batch_size=32, num_threads=2)
+            self.assertEqual((ox.frames_in(), ox.frames_scored(), ox.frames_invalid()), (400, 397, 3))
+            self.assertEqual((ox.errors(), ts.errors()), ([], []))
+            fields = ("frame_index", "valid", "reason", "true_label", "snr_db")
+            self.assertEqual([[m.get(f) for f in fields] for m in ox_messages],
+                             [[m.get(f) for f in fields] for m in ts_messages])
+            # Logits agree to ~1e-6 (tests/test_onnx.py): the class agrees wherever the
+            # TorchScript model's top two are further apart than that.
+            logits = model_file.load(model_path).module(torch.from_numpy(to_model_input(frames))).detach()
+            top2 = logits.topk(2, dim=1).values
+            clear = ((top2[:, 0] - top2[:, 1]) > 1e-4).numpy()
+            self.assertGreater(clear.sum(), 390)
+            for ours, theirs, is_clear in zip(ox_messages, ts_messages, clear):
+                if ours["valid"] and is_clear:
+                    self.assertEqual(ours["class_index"], theirs["class_index"])
+                    self.assertEqual(ours["label"], theirs["label"])
+                    self.assertEqual(ours["correct"], theirs["correct"])
+            np.testing.assert_allclose([m.get("confidence", 0) for m in ox_messages],
+                                       [m.get("confidence", 0) for m in ts_messages], atol=1e-5)
+            predicted, confidence = offline_predictions(onnx_path, frames)
+            valid = [m["valid"] for m in ox_messages]
+            self.assertEqual([m["class_index"] for m in ox_messages if m["valid"]], predicted[valid].tolist())
+            results = ox.results()
+            self.assertEqual((results["model"], results["model_sha256"], results["precision"]),
+                             (onnx_path, onnx_file.load(onnx_path).sha256, "fp32"))
+            self.assertEqual(results["frames_labelled"], ts.results()["frames_labelled"])
+
+    def test_016_onnx_model_with_a_mask_and_smoothing(self):
+        # A shipped SHAP-FT model (frames of 128 - m) and randomized smoothing: the noise
+        # is the seed's whatever the runtime; the votes are the plain classes when the
+        # noise is negligible, and agree with the TorchScript sink's when it is not.
+        model_path = shipped.model("cnn_lstm_shapft_eps0.1.pt")
+        onnx_path = write_onnx(model_path, self.path("shapft.onnx"))
+        frame_length = model_file.load(model_path).frame_length
+        self.assertEqual((grc.model_frame_length(onnx_path), grc.model_full_frame_length(onnx_path)),
+                         (frame_length, 128))
+        frames = shapft_testing.random_frames(60, frame_length, seed=12)
+        (sink, messages), = self.run_sinks(frames, [onnx_path], batch_size=16, smoothing_psr_db=-120,
+                                           smoothing_samples=20)
+        predicted, _ = offline_predictions(onnx_path, frames)
+        self.assertEqual([m["class_index"] for m in messages], predicted.tolist())
+        self.assertEqual((sink.frames_scored(), sink.frames_abstained()), (60, 0))
+        (ts, ts_messages), (ox, ox_messages) = self.run_sinks(
+            frames, [model_path, onnx_path], batch_size=16, smoothing_psr_db=-20, smoothing_samples=20, seed=5)
+        self.assertTrue(0 < ts.frames_abstained() < 60)   # the noise splits some votes
+        agree = np.mean([[m.get("class_index"), m.get("abstained"), m["confidence"]] ==
+                         [t.get("class_index"), t.get("abstained"), t["confidence"]]
+                         for m, t in zip(ox_messages, ts_messages)])
+        self.assertGreaterEqual(agree, 0.95)   # a noisy copy within ~1e-6 of a tie may vote otherwise
+        self.assertEqual(ox.frames_scored() + ox.frames_abstained(), 60)
+        self.assertEqual(ox.results()["smoothing"], ts.results()["smoothing"])
+
+    def test_017_onnx_options_and_files_refused_naming_the_parameter(self):
+        model_path = shapft_testing.write_model(self.path("m.pt"), "cnn_lstm")
+        onnx_path = write_onnx(model_path, self.path("m.onnx"))
+        with self.assertRaisesRegex(ValueError, "^precision: bf16 runs TorchScript models only; an ONNX model"):
+            classifier_sink(onnx_path, precision="bf16")
+        self.assertEqual(classifier_sink(onnx_path, precision="auto").precision, "fp32")
+        with self.assertRaisesRegex(ValueError, "^model_path: .*m.onnx is an ONNX model, which only classifier_sink runs"):
+            fgsm_injector(onnx_path)
+        renamed = self.path("renamed.onnx")
+        with open(model_path, "rb") as source, open(renamed, "wb") as f:
+            f.write(source.read())
+        with self.assertRaisesRegex(ValueError, "^model_path: model file .*renamed.onnx is not an ONNX model"):
+            classifier_sink(renamed)
+        with self.assertRaisesRegex(ValueError, "^model_path: model file .*missing.onnx does not exist"):
+            classifier_sink(self.path("missing.onnx"))
+        with self.assertRaisesRegex(ValueError, "^vector_length: 100 does not match the frame length 128"):
+            classifier_sink(onnx_path, vector_length=100)
 
 
 if __name__ == '__main__':

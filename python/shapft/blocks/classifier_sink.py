@@ -1,4 +1,4 @@
-"""classifier_sink: classify frames with a TorchScript model inside a flowgraph."""
+"""classifier_sink: classify frames with a TorchScript or ONNX model inside a flowgraph."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pmt
 import torch
 from gnuradio import gr
 
-from ..core import artifacts, params
+from ..core import artifacts, model_file, onnx_file, params
 from ..learn import smoothing
 from ..models import precision as model_precision
 from .guard import ErrorLog, QuietBuffers
@@ -20,7 +20,9 @@ CHUNK_BATCHES = 4   # per worker: fewer, larger releases cost this thread less (
 
 
 class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
-    """Classify vectors of complex64 frames with a gr-shapft TorchScript model.
+    """Classify vectors of complex64 frames with a gr-shapft model file: TorchScript
+    (.pt), or ONNX (.onnx, `shapft export --format onnx`; core.onnx_file), run by ONNX
+    Runtime. Both give the same messages, counts and results.
 
     The vector length is the model's (its metadata says; 128 - m for a SHAP-FT model).
     One message per frame leaves on `classification`: a dict with frame_index, label,
@@ -47,6 +49,9 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     says abstained = true; confidence is the majority's share of the samples. The noise
     of each batch is drawn from `seed` and the batch's first frame number.
 
+    `precision` bf16 runs TorchScript models only: an ONNX model runs in float32, and is
+    refused with bf16; `auto` means fp32 for it.
+
     `results_path` ('' for none): the results (results()) are written there as JSON
     when the flowgraph stops; its directory must exist and be writable. Errors while
     running never stop the flowgraph: each is logged and reported (errors(), and in
@@ -59,7 +64,12 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
                  publish=True, vector_length=0, precision="fp32", smoothing_psr_db=None, smoothing_samples=100,
                  smoothing_alpha=0.001, seed=0):
         model_path = params.file_path(model_path, "model_path")
-        self.precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS))
+        onnx = onnx_file.is_onnx_path(model_path)
+        precision = params.choice(precision, "precision", model_precision.PRECISIONS)
+        if onnx and precision == "bf16":
+            raise ValueError("precision: bf16 runs TorchScript models only; an ONNX model (.onnx) runs in "
+                             "float32: use fp32 (or auto)")
+        self.precision = "fp32" if onnx else model_precision.resolve(precision)
         batch_size = params.integer(batch_size, "batch_size", minimum=1)
         num_threads = params.integer(num_threads, "num_threads", minimum=0)
         name = params.text(name, "name")
@@ -77,7 +87,7 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
             self.smoothing = {"psr_db": psr, "sigma": smoothing.sigma_from_psr_db(psr), "alpha": alpha,
                               "samples": params.integer(smoothing_samples, "smoothing_samples", minimum=1)}
         self.seed = params.integer(seed, "seed")
-        self.model = load_model(model_path, batch_size, num_threads)
+        self.model = load_model(model_path, batch_size, num_threads, onnx_file.load if onnx else model_file.load)
         self.num_threads = num_threads or torch.get_num_threads()
         self.chunks = None
         self.frame_length = self.model.frame_length

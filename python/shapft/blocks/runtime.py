@@ -14,8 +14,10 @@ from ..core import model_file
 from ..core.recording import frame_validity  # the one rule for invalid frames, shared with the commands
 
 
-def load_model(model_path, batch_size, num_threads):
-    """The block's TorchScript model; bad settings are refused naming the parameter.
+def load_model(model_path, batch_size, num_threads, load=model_file.load):
+    """The block's model, a model_file.LoadedModel: load(model_path), by default a
+    TorchScript model file (classifier_sink passes core.onnx_file.load for an ONNX
+    one); bad settings are refused naming the parameter.
 
     Loaded (and shape-checked, which runs the model) in a short-lived thread, not on the
     flowgraph's main thread: libgomp, torch's OpenMP runtime, keeps a team of worker
@@ -29,7 +31,7 @@ def load_model(model_path, batch_size, num_threads):
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     if num_threads < 0:
         raise ValueError(f"num_threads: must be >= 0 (0 = torch's default), got {num_threads}")
-    return load_file(model_file.load, model_path, "model_path")
+    return load_file(load, model_path, "model_path")
 
 
 def load_file(load, path, parameter):

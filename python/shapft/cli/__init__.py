@@ -27,6 +27,7 @@ COMMANDS = {
     "detector": ("detector", "train an attack detector for a classifier (SHAP-AFT's first stage)"),
     "detection": ("detection", "ROC of an attack detector against non-adaptive and adaptive attacks"),
     "distill": ("distill", "attention-based adversarial robust distillation of a compact transformer"),
+    "export": ("export", "export a model file to ONNX, checked against it in ONNX Runtime"),
     "reproduce": ("reproduce", "the whole SHAP-FT and distillation pipeline, report and figures"),
 }
 

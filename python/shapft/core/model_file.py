@@ -133,7 +133,11 @@ def export(model, path, arch, frame_length, provenance, mask=None, training=None
 
 def read_metadata(path):
     """The metadata of a model file, read from the archive without loading torch code:
-    what GNU Radio Companion needs to size a block's ports."""
+    what GNU Radio Companion needs to size a block's ports. An ONNX model file's
+    (core.onnx_file) is the same metadata."""
+    from . import onnx_file   # here: onnx_file imports this module
+    if onnx_file.is_onnx_path(path):
+        return onnx_file.read_metadata(path)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
@@ -166,6 +170,13 @@ def full_frame_length_of(path):
 def load(path):
     """Load and check a model file; any problem is a ValueError naming the file."""
     module, metadata, path = load_scripted(path, "model file")
+    return checked_model(module, metadata, path)
+
+
+def checked_model(module, metadata, path):
+    """The LoadedModel of `module` (TorchScript, or an ONNX model file's ONNX Runtime
+    module: core.onnx_file) and the metadata of its file, checked as load() says; any
+    problem is a ValueError naming the file."""
     if metadata.get("format") == DETECTOR_FORMAT:
         raise ValueError(f"model file {path} is an attack detector, not a classifier")
     for key in ("arch", "classes", "frame_length"):
@@ -184,6 +195,10 @@ def load_scripted(path, what):
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
     if not zipfile.is_zipfile(path):
+        from . import onnx_file
+        if onnx_file.is_onnx_path(path):
+            raise ValueError(f"{what} {path} is an ONNX model, which only classifier_sink runs; "
+                             "this needs the TorchScript model file (.pt) it was exported from")
         raise ValueError(f"{what} {path} is not a TorchScript archive (corrupt or wrong format)")
     extra = {METADATA_NAME: ""}
     try:
