@@ -7,8 +7,9 @@
 
 Blocks: channel_model_source (RadioML-style frames through a dynamic channel),
 fgsm_injector (adversarial perturbations), negative_point_mask (SHAP-FT's deletion)
-classifier_sink (TorchScript classification) and attack_detector (scores frames as
-attacked or clean). They are imported on first use, so
+classifier_sink (TorchScript classification), attack_detector (scores frames as
+attacked or clean), stream_framer (a radio's or recording's stream as model frames) and
+sigmf_source (plays SigMF recordings with their annotations as tags). They are imported on first use, so
 `import gnuradio.shapft` (and GNU Radio Companion sizing a block's ports) does not
 load torch.
 
@@ -28,6 +29,8 @@ _LAZY = {
     "negative_point_mask": ".blocks.negative_point_mask",
     "classifier_sink": ".blocks.classifier_sink",
     "attack_detector": ".blocks.attack_detector",
+    "stream_framer": ".blocks.stream_framer",
+    "sigmf_source": ".blocks.sigmf_source",
     "read_frame_tags": ".shapft_python",
 }
 

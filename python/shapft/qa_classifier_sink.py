@@ -107,6 +107,18 @@ class qa_classifier_sink(gr_unittest.TestCase):
                 at = np.array(snrs) == snr
                 self.assertAlmostEqual(accuracy, float(np.mean(truth[at] == predicted[at])))
 
+    def test_001b_class_histogram_and_recent_probabilities_without_labels(self):
+        # What a live dashboard shows of a radio's frames, which carry no labels.
+        model_path = shapft_testing.write_model(self.path("m.pt"), "cnn_lstm")
+        frames = shapft_testing.random_frames(300, seed=5)
+        sink, _ = self.run_sink(frames, model_path, batch_size=64)
+        predicted, _ = offline_predictions(model_path, frames)
+        np.testing.assert_array_equal(sink.predicted_counts(), np.bincount(predicted, minlength=11))
+        probabilities = sink.recent_probabilities()
+        self.assertEqual(probabilities.shape, (11,))
+        self.assertAlmostEqual(float(probabilities.sum()), 1.0, places=5)
+        self.assertTrue(np.all(np.isnan(classifier_sink(model_path).recent_probabilities())))
+
     def test_002_untagged_frames_have_no_accuracy(self):
         model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
         sink, messages = self.run_sink(shapft_testing.random_frames(20), model_path)

@@ -100,6 +100,7 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
         self.publishing = self.publish
         self.classes = self.model.classes
         self.tally = Tally(self.classes)
+        self.latest_probabilities = np.full(len(self.classes), np.nan)
         self.log = gr.logger(f"shapft.classifier_sink.{self.name}")
         self.error_log = ErrorLog(self.log)
         self.failed = False   # after an error: frames pass unclassified
@@ -144,6 +145,8 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
         valid = released.valid & ~abstained
         self.tally.frames_abstained += int(abstained.sum())
         self.tally.add(predicted[valid], tags.class_index[valid], tags.snr_db[valid])
+        if valid.any():
+            self.latest_probabilities = released.results("probabilities")[valid].mean(axis=0)
         for reason in released.reasons.values():
             self.tally.add_invalid(reason)
         if self.publishing:
@@ -155,7 +158,8 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     def _classification(self, frames, first):
         """A chunk's results and the classification of one of its batches (ChunkQueue)."""
         inputs = torch.from_numpy(to_model_input(frames))   # a copy
-        results = {"predicted": np.full(len(frames), -1), "confidence": np.zeros(len(frames))}
+        results = {"predicted": np.full(len(frames), -1), "confidence": np.zeros(len(frames)),
+                   "probabilities": np.zeros((len(frames), len(self.classes)), dtype=np.float32)}
         if self.smoothing is not None:
             return results, self._smoothed(inputs, results, self.nitems_read(0) + first)
 
@@ -163,9 +167,11 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
             with torch.inference_mode():
                 with model_precision.autocast(self.precision):
                     logits = self.model.module(inputs[index])
-                best = torch.softmax(logits.float(), 1).max(dim=1)
+                probabilities = torch.softmax(logits.float(), 1)
+                best = probabilities.max(dim=1)
             results["predicted"][index] = best.indices.numpy()
             results["confidence"][index] = best.values.numpy()
+            results["probabilities"][index] = probabilities.numpy()
 
         return results, classify
 
@@ -182,6 +188,7 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
                                             len(self.classes), generator, settings["samples"], self.precision)
             results["predicted"][index] = smoothing.predict_from_counts(counts, settings["alpha"])
             results["confidence"][index] = counts.max(axis=1) / settings["samples"]
+            results["probabilities"][index] = counts / settings["samples"]
 
         return classify
 
@@ -260,6 +267,15 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     def accuracy_by_snr(self):
         """{snr_db: accuracy} of the labelled frames that carried an SNR."""
         return self.tally.accuracy_by_snr()
+
+    def recent_probabilities(self):
+        """Class probabilities (softmax; a smoothed sink's vote shares) averaged over the
+        classified frames of the latest batches work() released; nan before any."""
+        return self.latest_probabilities.copy()
+
+    def predicted_counts(self):
+        """Frames classified as each class so far, labelled or not (the class histogram)."""
+        return self.tally.predicted.copy()
 
     def confusion_matrix(self):
         """Counts [true class, predicted class] of the labelled frames (a copy)."""

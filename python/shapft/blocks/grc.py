@@ -1,7 +1,8 @@
 """What GNU Radio Companion evaluates: port sizes from model, mask and perturbation
 files (read without loading torch), the shipped models by name, and the demo's closing
 table."""
-from ..core import masks, model_file, perturbation_file, shipped
+from ..core import masks, model_file, perturbation_file, shipped, stream_recording
+from ..core.radioml import FRAME_LENGTH
 
 
 def model_frame_length(model_path):
@@ -67,4 +68,36 @@ def demo_report(clean, attacked, defended, injector, detectors=()):
               *((f"{branch} detector", detector) for branch, detector in named_detectors)]
     for name, block in blocks:
         lines += [f"error in {name}: {text}" for text in block.errors()]
+    return "\n".join(lines)
+
+
+def framer_frame_length(model_path):
+    """stream_framer's output vector length: the model's full frame length (128 when no model)."""
+    return model_file.full_frame_length_of(model_path) if model_path else FRAME_LENGTH
+
+
+def recording_sample_rate(recording_path):
+    """The sample rate of a SigMF recording (core:sample_rate), for a flowgraph's samp_rate."""
+    return stream_recording.read_info(recording_path, "recording_path").sample_rate
+
+
+def live_report(framer, sink):
+    """What a live-classification flowgraph saw: the framer's counts, the sink's, and where
+    the stream carried labels (a recording's annotations), the accuracy per class."""
+    floor = framer.noise_floor_db()
+    lines = [f"stream framer: {framer.frames_cut()} frames cut, {framer.frames_passed()} passed, "
+             f"{framer.frames_gated()} below the energy gate, {framer.frames_invalid()} invalid; "
+             f"noise floor {floor:.1f} dB",
+             f"classifier sink: {sink.summary()}"]
+    confusion = sink.confusion_matrix()
+    if confusion.sum():
+        lines.append(f"{'class':<8} {'frames':>6} {'accuracy':>9}")
+        for i, name in enumerate(sink.classes):
+            if confusion[i].sum():
+                lines.append(f"{name:<8} {confusion[i].sum():>6} {100 * confusion[i, i] / confusion[i].sum():>8.1f}%")
+    elif sink.frames_scored():
+        lines.append("frames per predicted class: " + ", ".join(
+            f"{name} {n}" for name, n in zip(sink.classes, sink.predicted_counts().tolist()) if n))
+    lines += [f"error in {name}: {text}" for name, block in (("stream framer", framer), ("classifier sink", sink))
+              for text in block.errors()]
     return "\n".join(lines)

@@ -26,6 +26,7 @@ class Tally:
         self.frames_labelled = 0
         self.correct = 0
         self.confusion = np.zeros((n, n), dtype=np.int64)      # [true, predicted]
+        self.predicted = np.zeros(n, dtype=np.int64)            # every scored frame, labelled or not
         self.by_snr = {}                                        # snr -> [correct, labelled]
         self.recent = collections.deque(maxlen=RECENT_FRAMES)   # hits of the latest labelled frames
 
@@ -33,6 +34,7 @@ class Tally:
         """One batch: predicted class indices; true indices (-1 = unknown) and SNRs (nan)."""
         predicted = np.asarray(predicted, dtype=np.int64)
         self.frames_scored += len(predicted)
+        self.predicted += np.bincount(predicted, minlength=len(self.predicted))
         if true is None:
             return
         true = np.asarray(true, dtype=np.int64)

@@ -14,10 +14,12 @@ import warnings
 COMMANDS = {
     "generate": ("generate", "write SigMF datasets from the GNU Radio channel-model source"),
     "import": ("import_radioml", "convert RadioML 2016.10a (.pkl) or 2018.01a (.hdf5) to SigMF"),
+    "record": ("record", "a SigMF stream recording of the transmitters at any sample rate and offset"),
     "plot-frames": ("plot_frames", "plot one frame per class: time domain and constellation"),
     "train": ("train", "train a classifier and export it as TorchScript"),
     "attack": ("attack", "attack a recording (FGSM, FGM, BIM, PGD) against a model"),
     "evaluate": ("evaluate", "accuracy overall and per SNR, clean and under attacks"),
+    "classify": ("classify", "classify a stream recording as a live flowgraph does (framer, gate, sink)"),
     "uap": ("uap", "a universal adversarial perturbation: one perturbation for every frame"),
     "robustness": ("robustness", "the robustness leaderboard: models against the standard attack ensemble"),
     "certify": ("certify", "randomized smoothing: certified accuracy against L2 perturbations"),

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 from . import artifacts
-from .radioml import CLASSES
+from .radioml import CLASSES, SAMPLE_RATE_HZ
 
 METADATA_NAME = "shapft.json"
 ARCHITECTURES = ("cnn_lstm", "transformer_compact", "transformer_large")   # models.build makes each
@@ -81,6 +81,7 @@ def build_metadata(model, arch, frame_length, provenance, mask=None, training=No
         "arch": arch,
         "classes": list(classes),
         "frame_length": int(frame_length),
+        "sample_rate_hz": SAMPLE_RATE_HZ,
         "input": INPUT_CONVENTION,
         "output": OUTPUT_CONVENTION,
         "parameters": int(sum(p.numel() for p in model.parameters())),
@@ -160,6 +161,12 @@ def full_frame_length(metadata):
     model, else the model's (fgsm_injector's vector length)."""
     mask = metadata.get("mask")
     return int(mask["frame_length"] if mask else metadata["frame_length"])
+
+
+def sample_rate_hz(metadata):
+    """The sample rate the model was trained at. Every frame dataset gr-shapft makes is
+    at 200 kHz; files written before the field existed lack it and were trained there."""
+    return float(metadata.get("sample_rate_hz", SAMPLE_RATE_HZ))
 
 
 def full_frame_length_of(path):
