@@ -144,11 +144,23 @@ def test_live_classify_runs_on_a_recording(recording_1msps, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     cut, passed = map(int, re.search(r"stream framer: (\d+) frames cut, (\d+) passed", result.stdout).groups())
-    assert cut == (4 * 100000 // 5) // 128 and passed > 0.95 * cut, result.stdout
+    # 1 Msps to 200 kHz: 80,000 samples, 625 frames, less one when the resampler's
+    # filter holds back the last few samples
+    assert cut in (624, 625) and passed > 0.95 * cut, result.stdout
     rows = dict(re.findall(r"^(BPSK|QPSK|GFSK|AM-DSB)\s+\d+\s+([\d.]+)%$", result.stdout, re.M))
     assert set(rows) == {"BPSK", "QPSK", "GFSK", "AM-DSB"}, result.stdout
     # these four, centred and at 18 dB, the shipped CNN-LSTM reads well (channel_model_source: 90-100 %)
     assert all(float(accuracy) > 75 for accuracy in rows.values()), result.stdout
+
+
+def test_live_dashboard_runs_offscreen(recording_1msps, tmp_path):
+    result = grcc_sh(SOURCE / "examples" / "live_classify_gui.grc", tmp_path,
+                     ["--recording", str(recording_1msps), "--frequency-shift=-20e3", "--duration", "10"],
+                     timeout=300, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    cut, passed = map(int, re.search(r"stream framer: (\d+) frames cut, (\d+) passed", result.stdout).groups())
+    assert passed > 0.9 * cut > 0, result.stdout   # the recording loops at 1 Msps for 10 s
 
 
 def test_live_classify_without_a_recording_says_what_to_do(tmp_path):
@@ -169,11 +181,12 @@ def with_states(flowgraph, states, out_dir):
     return copy
 
 
-@pytest.mark.parametrize("name", ["live_classify.grc", "live_classify_gui.grc"])
-def test_live_classify_radio_variant_compiles(name, tmp_path):
+@pytest.mark.parametrize("name,states", [
+    ("live_classify.grc", {"radio": "enabled", "recording_source": "disabled"}),
+    ("live_classify_gui.grc", {"radio": "enabled", "recording_source": "disabled", "throttle": "disabled"})])
+def test_live_classify_radio_variant_compiles(name, states, tmp_path):
     # The radio enabled and the recording disabled, as a user switches them in Companion.
-    flowgraph = with_states(SOURCE / "examples" / name, {"radio": "enabled", "recording_source": "disabled"},
-                            tmp_path)
+    flowgraph = with_states(SOURCE / "examples" / name, dict(states), tmp_path)
     program = compiled(flowgraph, tmp_path / "out")
     text = program.read_text()
     assert "soapy.source(" in text and "shapft.sigmf_source(" not in text
