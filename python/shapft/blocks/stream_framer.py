@@ -33,6 +33,7 @@ class frame_cutter(QuietBuffers, gr.basic_block):
         self.pending = []                    # (offset, key, value) not yet in force
         self.in_force = {}                   # tag key -> value at the current position
         self.cut = self.passed = self.gated = self.invalid = 0
+        self.by_label = {}                   # label -> [frames cut, frames passed]
         self.error_log = ErrorLog(self.logger)
         self.failed = False
         self.set_tag_propagation_policy(gr.TPP_DONT)
@@ -77,6 +78,10 @@ class frame_cutter(QuietBuffers, gr.basic_block):
             while self.pending and self.pending[0][0] <= start:
                 _, key, value = self.pending.pop(0)
                 self.in_force[key] = value
+            if LABEL_TAG_KEY in self.in_force:
+                counts = self.by_label.setdefault(pmt.symbol_to_string(self.in_force[LABEL_TAG_KEY]), [0, 0])
+                counts[0] += 1
+                counts[1] += bool(keep)
             if not keep:
                 continue
             out[produced] = frame
@@ -163,6 +168,11 @@ class stream_framer(gr.hier_block2):
     def frames_invalid(self):
         """Frames dropped for samples that are not finite (NaN, inf)."""
         return self.cutter.invalid
+
+    def frames_by_label(self):
+        """{label: (frames cut, frames passed)} for frames that carried a `label` tag: what
+        the gate let through of each class of a labelled recording."""
+        return {label: tuple(counts) for label, counts in self.cutter.by_label.items()}
 
     def noise_floor_db(self):
         """The running noise floor estimate, dB of power per sample at the model's rate (nan before any frame)."""

@@ -66,9 +66,13 @@ def run(args):
         print(f"reference: channel_model_source at {snr:g} dB, {frames} frames per class: "
               f"accuracy {100 * reference['accuracy']:.1f}%")
     if result["per_class"]:
-        print(f"{'class':<8} {'frames':>6} {'accuracy':>9}" + (f" {'reference':>9} {'difference':>10}" if reference else ""))
+        gate_by_class = result["gate_by_class"]
+        print(f"{'class':<8} {'frames':>6} {'gate passed':>11} {'accuracy':>9}"
+              + (f" {'reference':>9} {'difference':>10}" if reference else ""))
         for name, (frames, accuracy) in result["per_class"].items():
-            line = f"{name:<8} {frames:>6} {100 * accuracy:>8.1f}%"
+            cut, passed = gate_by_class.get(name, (0, 0))
+            gate = f"{100 * passed / cut:.1f}%" if cut else "n/a"
+            line = f"{name:<8} {frames:>6} {gate:>11} {100 * accuracy:>8.1f}%"
             if reference and name in reference["per_class"]:
                 ref = reference["per_class"][name][1]
                 line += f" {100 * ref:>8.1f}% {100 * (accuracy - ref):>+9.1f}"

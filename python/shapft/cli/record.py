@@ -25,6 +25,8 @@ def add_arguments(parser):
                         help="carrier offset of the signal in the recording, Hz (default 0)")
     parser.add_argument("--snr-db", type=float, default=18.0,
                         help="SNR in dB in the model's 200 kHz band around the signal (default 18)")
+    parser.add_argument("--noise-only", action="store_true",
+                        help="no transmitter: the noise alone, --seconds long (an empty channel, for the energy gate)")
     parser.add_argument("--seconds", type=float, default=0.2,
                         help="seconds of each modulation (default 0.2)")
     common.add_seed(parser, default=1)
@@ -36,9 +38,9 @@ def run(args):
     from ..core import framing
     from ..core.radioml import SAMPLE_RATE_HZ
     from ..studies import live
-    modulations = [m.strip() for m in args.modulations.split(",") if m.strip()]
+    modulations = [] if args.noise_only else [m.strip() for m in args.modulations.split(",") if m.strip()]
     unknown = [m for m in modulations if m not in CLASSES]
-    if not modulations or unknown:
+    if (not modulations and not args.noise_only) or unknown:
         raise CommandError(f"--modulations: unknown {', '.join(unknown) or 'empty list'}; "
                            f"expected names from {', '.join(CLASSES)}")
     try:
@@ -56,5 +58,6 @@ def run(args):
                                 args.seconds, args.seed, overwrite=args.force)
     from ..core import stream_recording
     info = stream_recording.read_info(path, "--out")
-    print(f"wrote {path}: {info.length} samples at {args.sample_rate:g} Hz, {len(modulations)} classes, "
+    print(f"wrote {path}: {info.length} samples at {args.sample_rate:g} Hz, "
+          f"{len(modulations) if modulations else 'no'} classes, "
           f"offset {args.offset_hz:g} Hz, SNR {args.snr_db:g} dB (200 kHz band)")

@@ -35,6 +35,15 @@ def chains_for(frames):
     return max(1, math.ceil(frames / FRAMES_PER_CHAIN))
 
 
+def record_noise(snr_db, sample_rate, seconds, seed):
+    """(samples, segments): the noise of record_transmitters for `snr_db`, no signal (an
+    empty channel, for the energy gate); no segments."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).generate_state(1)[0])
+    n = int(round(seconds * sample_rate))
+    amplitude = noise_amplitude_in_band(snr_db, sample_rate)
+    return (amplitude / math.sqrt(2) * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64), []
+
+
 def record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per_class, seed):
     """(samples, segments): every modulation in turn for `seconds_per_class`, from
     independent transmitter and channel pairs (channel_model_source's channel, its
@@ -77,13 +86,18 @@ def record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per
 
 
 def write_recording(base, modulations, snr_db, sample_rate, offset_hz, seconds_per_class, seed, overwrite=False):
-    """record_transmitters written as a SigMF stream recording at `base`."""
-    samples, segments = record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per_class, seed)
+    """record_transmitters written as a SigMF stream recording at `base`; no modulations:
+    record_noise for as long as one class would last."""
+    if modulations:
+        samples, segments = record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per_class, seed)
+        description = (f"gr-shapft transmitters at {sample_rate:g} Hz, offset {offset_hz:g} Hz, "
+                       f"SNR {snr_db:g} dB in a 200 kHz band")
+    else:
+        samples, segments = record_noise(snr_db, sample_rate, seconds_per_class, seed)
+        description = f"noise only at {sample_rate:g} Hz, as for SNR {snr_db:g} dB in a 200 kHz band"
     info = dict(generator="shapft record", modulations=list(modulations), snr_db=snr_db,
                 offset_hz=offset_hz, seconds_per_class=seconds_per_class, seed=seed,
                 snr_definition="in the model's 200 kHz band around the signal")
-    description = (f"gr-shapft transmitters at {sample_rate:g} Hz, offset {offset_hz:g} Hz, "
-                   f"SNR {snr_db:g} dB in a 200 kHz band")
     return stream_recording.write(base, samples, sample_rate, segments, description, info, overwrite)
 
 
@@ -123,6 +137,7 @@ def classify_recording(recording_path, model_path, frequency_shift=0.0, hop=0,
     return {"sample_rate": source.sample_rate, "frames_cut": framer.frames_cut(),
             "frames_passed": framer.frames_passed(), "frames_gated": framer.frames_gated(),
             "frames_invalid": framer.frames_invalid(), "noise_floor_db": framer.noise_floor_db(),
+            "gate_by_class": framer.frames_by_label(),
             "summary": sink.summary(), "accuracy": sink.accuracy(),
             "per_class": per_class(sink.confusion_matrix(), sink.classes)}
 
