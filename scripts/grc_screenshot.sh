@@ -6,7 +6,8 @@
 #       no red error markers).
 #   bash scripts/grc_screenshot.sh --run FLOWGRAPH.grc [OUT.png]
 #       the running Qt flowgraph, after GUI_WAIT seconds (default 90; the models take a
-#       while to load and the plots to fill), default docs/NAME.png.
+#       while to load and the plots to fill), default docs/NAME.png; GUI_ARGS are its
+#       arguments (e.g. GUI_ARGS="--recording rec.sigmf-meta --frequency-shift=-20e3").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN=0
@@ -31,7 +32,7 @@ sleep 2
 export DISPLAY=":$DISPLAY_NUMBER" NO_AT_BRIDGE=1
 if ((RUN)); then
     # A fresh Qt settings directory: the window opens at the flowgraph's own size.
-    XDG_CONFIG_HOME="$SCRATCH" QT_QPA_PLATFORM=xcb "$ROOT/.venv/bin/python" "$PROGRAM" > "$LOG" 2>&1 &
+    XDG_CONFIG_HOME="$SCRATCH" QT_QPA_PLATFORM=xcb "$ROOT/.venv/bin/python" "$PROGRAM" ${GUI_ARGS:-} > "$LOG" 2>&1 &
     APP=$!
     sleep "${GUI_WAIT:-90}"
 else

@@ -4,7 +4,8 @@ them: a continuous capture at --sample-rate, shifted by --offset-hz, with AWGN f
 
 Each modulation in turn, --seconds each, from independent transmitter and channel
 pairs (channel_model_source's fading, frequency and timing drift; one pair per 20
-frames' worth, because the fading is slow), resampled from 200 kHz. Annotations mark each piece with its class (core:label) and SNR
+frames' worth, because the fading is slow; --channel awgn leaves the channel out),
+resampled from 200 kHz. Annotations mark each piece with its class (core:label) and SNR
 (shapft:snr_db), so `shapft classify` and a Classifier Sink can score a flowgraph that
 plays it (examples/live_classify.grc). The same seed gives the same bytes.
 
@@ -25,6 +26,9 @@ def add_arguments(parser):
                         help="carrier offset of the signal in the recording, Hz (default 0)")
     parser.add_argument("--snr-db", type=float, default=18.0,
                         help="SNR in dB in the model's 200 kHz band around the signal (default 18)")
+    parser.add_argument("--channel", choices=["radioml", "awgn"], default="radioml",
+                        help="radioml: channel_model_source's fading, drift and multipath (default); "
+                             "awgn: the transmitters and the noise only")
     parser.add_argument("--noise-only", action="store_true",
                         help="no transmitter: the noise alone, --seconds long (an empty channel, for the energy gate)")
     parser.add_argument("--seconds", type=float, default=0.2,
@@ -55,7 +59,7 @@ def run(args):
     if not (args.seconds > 0 and math.isfinite(args.seconds)):
         raise CommandError(f"--seconds: must be > 0, got {args.seconds}")
     path = live.write_recording(args.out, modulations, args.snr_db, args.sample_rate, args.offset_hz,
-                                args.seconds, args.seed, overwrite=args.force)
+                                args.seconds, args.seed, overwrite=args.force, channel=args.channel)
     from ..core import stream_recording
     info = stream_recording.read_info(path, "--out")
     print(f"wrote {path}: {info.length} samples at {args.sample_rate:g} Hz, "

@@ -44,10 +44,14 @@ def record_noise(snr_db, sample_rate, seconds, seed):
     return (amplitude / math.sqrt(2) * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64), []
 
 
-def record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per_class, seed):
+CHANNELS = ("radioml", "awgn")
+
+
+def record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per_class, seed, channel="radioml"):
     """(samples, segments): every modulation in turn for `seconds_per_class`, from
-    independent transmitter and channel pairs (channel_model_source's channel, its
-    noise off; chains_for the frames that makes at the model's rate), resampled from
+    independent transmitter and channel pairs (channel "radioml": channel_model_source's
+    channel, its noise off; "awgn": none, noise only; chains_for the frames that makes
+    at the model's rate), resampled from
     200 kHz to `sample_rate`, shifted by `offset_hz`, AWGN added for `snr_db` in the
     model's band. One segment (label, snr_db) per chain.
 
@@ -69,8 +73,9 @@ def record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per
             s = [int(v >> 1) for v in seeds[3 * (m * chains + c):3 * (m * chains + c) + 3]]
             tb = gr.top_block()
             sink = blocks.vector_sink_c()
+            faded = [make_channel(math.inf, s[1])] if channel == "radioml" else []
             tb.connect(transmitters.make_transmitter(name, s[0], TRANSIENT_SAMPLES + at_model_rate + 4096),
-                       make_channel(math.inf, s[1]), blocks.skiphead(gr.sizeof_gr_complex, TRANSIENT_SAMPLES),
+                       *faded, blocks.skiphead(gr.sizeof_gr_complex, TRANSIENT_SAMPLES),
                        blocks.head(gr.sizeof_gr_complex, at_model_rate), sink)
             tb.run()
             clean = np.array(sink.data(), dtype=np.complex128)
@@ -85,17 +90,19 @@ def record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per
     return np.concatenate(pieces), segments
 
 
-def write_recording(base, modulations, snr_db, sample_rate, offset_hz, seconds_per_class, seed, overwrite=False):
+def write_recording(base, modulations, snr_db, sample_rate, offset_hz, seconds_per_class, seed, overwrite=False,
+                    channel="radioml"):
     """record_transmitters written as a SigMF stream recording at `base`; no modulations:
     record_noise for as long as one class would last."""
     if modulations:
-        samples, segments = record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per_class, seed)
+        samples, segments = record_transmitters(modulations, snr_db, sample_rate, offset_hz, seconds_per_class,
+                                                seed, channel)
         description = (f"gr-shapft transmitters at {sample_rate:g} Hz, offset {offset_hz:g} Hz, "
-                       f"SNR {snr_db:g} dB in a 200 kHz band")
+                       f"SNR {snr_db:g} dB in a 200 kHz band, channel {channel}")
     else:
         samples, segments = record_noise(snr_db, sample_rate, seconds_per_class, seed)
         description = f"noise only at {sample_rate:g} Hz, as for SNR {snr_db:g} dB in a 200 kHz band"
-    info = dict(generator="shapft record", modulations=list(modulations), snr_db=snr_db,
+    info = dict(generator="shapft record", modulations=list(modulations), snr_db=snr_db, channel=channel,
                 offset_hz=offset_hz, seconds_per_class=seconds_per_class, seed=seed,
                 snr_definition="in the model's 200 kHz band around the signal")
     return stream_recording.write(base, samples, sample_rate, segments, description, info, overwrite)
