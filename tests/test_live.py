@@ -101,3 +101,20 @@ def test_classify_refuses_bad_options(args, option, recorded, shapft):
     code, _, err = shapft("classify", *base, *args)
     assert code == 2
     assert one_line_error(err, "classify").startswith(f"shapft classify: error: {option}")
+
+
+def test_noise_only_recording_is_gated_out_and_awgn_signals_pass(tmp_path, shapft):
+    # The energy gate at its default: an empty channel passes (almost) nothing, the same
+    # noise with signals at 0 dB SNR (no fading) passes most frames.
+    for name, extra in (("noise", ["--noise-only"]), ("signals", ["--channel", "awgn", "--modulations", "QPSK,GFSK"])):
+        code, _, err = shapft("record", "--out", tmp_path / name, "--sample-rate", "400e3", "--snr-db", "0",
+                              "--seconds", "0.2", *extra)
+        assert code == 0, err
+        code, _, err = shapft("classify", "--recording", tmp_path / name, "--model", MODEL,
+                              "--json", tmp_path / f"{name}.json")
+        assert code == 0, err
+    noise = json.loads((tmp_path / "noise.json").read_text())
+    signals = json.loads((tmp_path / "signals.json").read_text())
+    assert noise["frames_cut"] > 300 and noise["frames_passed"] <= 0.05 * noise["frames_cut"], noise
+    assert signals["frames_passed"] >= 0.9 * signals["frames_cut"], signals
+    assert stream_recording.read_info(tmp_path / "signals").info["channel"] == "awgn"
