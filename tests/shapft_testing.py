@@ -57,6 +57,20 @@ def write_detector(path, model_path, features="frames+logits", seed=0):
     return path
 
 
+def unavailable_devices():
+    """Devices this machine lacks, for the refusal tests: a CUDA index past its last GPU
+    (cuda:7 on a machine without any) and, without an Apple GPU, mps."""
+    devices = [f"cuda:{max(7, torch.cuda.device_count())}"]
+    if not torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def auto_is_cpu():
+    """Whether device auto means the CPU here (no CUDA device): the default then equals --device cpu."""
+    return not torch.cuda.is_available()
+
+
 def one_line_error(err, command):
     """The refusal is one line on stderr, `shapft COMMAND: error: ...`; returns it."""
     lines = err.strip().splitlines()

@@ -124,6 +124,9 @@ class qa_attack_detector(gr_unittest.TestCase):
             attack_detector(self.detector_path, batch_size=0)
         with self.assertRaisesRegex(ValueError, "precision"):
             attack_detector(self.detector_path, precision="fp16")
+        for device in shapft_testing.unavailable_devices():
+            with self.assertRaisesRegex(ValueError, f"^device: {device} is not available \\([^\n]*\\)$"):
+                attack_detector(self.detector_path, device=device)
         self.assertEqual(grc.detector_frame_length(self.detector_path), 128)
 
     def test_005_failure_passes_frames_on(self):

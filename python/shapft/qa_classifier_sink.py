@@ -8,6 +8,7 @@
 import json
 import os
 import tempfile
+import unittest
 import warnings
 
 import numpy as np
@@ -489,6 +490,34 @@ class qa_classifier_sink(gr_unittest.TestCase):
             classifier_sink(self.path("missing.onnx"))
         with self.assertRaisesRegex(ValueError, "^vector_length: 100 does not match the frame length 128"):
             classifier_sink(onnx_path, vector_length=100)
+
+    def test_018_device_refused_naming_it(self):
+        model_path = shapft_testing.write_model(self.path("m.pt"), "cnn_lstm")
+        onnx_path = write_onnx(model_path, self.path("m.onnx"))
+        for device in shapft_testing.unavailable_devices():
+            for path in (model_path, onnx_path):
+                with self.subTest(device=device, model=path):
+                    with self.assertRaisesRegex(ValueError, f"^device: {device} is not available \\([^\n]*\\)$"):
+                        classifier_sink(path, device=device)
+        with self.assertRaisesRegex(ValueError, "^device: 'gpu' is not one of auto, cpu, cuda, cuda:N, mps$"):
+            classifier_sink(model_path, device="gpu")
+        with self.assertRaisesRegex(TypeError, "^device: must be a string, got None"):
+            classifier_sink(model_path, device=None)
+        self.assertEqual(classifier_sink(onnx_path).device, torch.device("cpu"))   # auto: ONNX Runtime's CPU
+
+    @unittest.skipUnless(shapft_testing.auto_is_cpu(), "device auto is a GPU here")
+    def test_019_device_cpu_equals_the_default(self):
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = shapft_testing.random_frames(150, seed=6)
+        for smoothing in (None, -20.0):
+            with self.subTest(smoothing_psr_db=smoothing):
+                default, default_messages = self.run_sink(frames, model_path, batch_size=32, num_threads=2,
+                                                          smoothing_psr_db=smoothing, smoothing_samples=8)
+                cpu, cpu_messages = self.run_sink(frames, model_path, batch_size=32, num_threads=2,
+                                                  smoothing_psr_db=smoothing, smoothing_samples=8, device="cpu")
+                self.assertEqual(len(cpu_messages), 150)
+                self.assertEqual(cpu_messages, default_messages)
+                self.assertEqual((default.results()["device"], cpu.results()["device"]), ("cpu", "cpu"))
 
 
 if __name__ == '__main__':

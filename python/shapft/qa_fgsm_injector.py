@@ -277,6 +277,25 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "precision"):
             fgsm_injector(self.model_path, precision="fp16")
 
+    def test_013b_device_refused_naming_it_cpu_equals_the_default(self):
+        for device in shapft_testing.unavailable_devices():
+            with self.subTest(device=device):
+                with self.assertRaisesRegex(ValueError, f"^device: {device} is not available \\([^\n]*\\)$"):
+                    fgsm_injector(self.model_path, device=device)
+        with self.assertRaisesRegex(ValueError, "^device: 'gpu' is not one of"):
+            fgsm_injector(self.model_path, device="gpu")
+        if not shapft_testing.auto_is_cpu():
+            self.skipTest("device auto is a GPU here")
+        for method in ("fgsm", "pgd"):   # one worker: PGD's random starts follow the order batches run in
+            with self.subTest(method=method):
+                default, _, _ = self.run_injector(self.frames, self.labels, method=method, steps=3, batch_size=32,
+                                                  num_threads=1)
+                cpu, _, injector = self.run_injector(self.frames, self.labels, method=method, steps=3,
+                                                     batch_size=32, num_threads=1, device="cpu")
+                np.testing.assert_array_equal(cpu, default)
+                self.assertFalse(np.array_equal(cpu, self.frames))
+                self.assertEqual(injector.device, torch.device("cpu"))
+
     # --- method uap: a universal perturbation from a file, no model ------------------------
 
     def write_perturbation(self, length=128, eps=0.05, name="p.npz"):

@@ -16,13 +16,16 @@ and its previous mode is restored afterwards, so a training loss may call an att
 on the model it is training. Only the input's gradient is requested; the model's
 parameters and their requires_grad flags are left alone. With precision 'bf16' (or
 'auto' where the hardware has it) the model's forward and backward passes run under
-bfloat16 autocast; the loss and the perturbation are computed in float32.
+bfloat16 autocast; the loss and the perturbation are computed in float32. An attack
+runs on the device of the frames it is given, which must be the model's
+(models.device); attack_array moves each batch there.
 """
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..core import budget
+from ..models import device as model_device
 from ..models import precision as precision_module
 from ..core.radioml import FRAME_LENGTH
 
@@ -41,7 +44,8 @@ class Attack:
     def __init__(self, model, eps=None, psr_db=None, targeted=False, seed=0,
                  frame_length=FRAME_LENGTH, precision="fp32"):
         self.model = model
-        self.precision = precision_module.resolve(precision)
+        self.device = model_device.of(model)
+        self.precision = precision_module.resolve(precision, self.device.type)
         self.frame_length = int(frame_length)
         self.eps = budget.resolve_eps(eps, psr_db, self.norm, self.frame_length)
         self.psr_db = budget.eps_to_psr_db(self.eps, self.norm, self.frame_length)
@@ -96,7 +100,7 @@ class Attack:
         if labels is None:
             if self.targeted:
                 raise ValueError("a targeted attack needs target labels")
-            with torch.no_grad(), precision_module.autocast(self.precision):
+            with torch.no_grad(), precision_module.autocast(self.precision, self.device.type):
                 return self.model(x).float().argmax(dim=1)
         labels = torch.as_tensor(labels, dtype=torch.long, device=x.device)
         if labels.shape != (len(x),):
@@ -108,7 +112,7 @@ class Attack:
         The summed loss keeps each frame's gradient independent of the batch."""
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            with precision_module.autocast(self.precision):
+            with precision_module.autocast(self.precision, self.device.type):
                 logits = self.model(x)
             loss = F.cross_entropy(logits.float(), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x)
@@ -212,8 +216,8 @@ def by_name(registry, method, what):
 
 
 def attack_array(attack, x, labels=None, batch_size=256, progress=False):
-    """Run `attack` over a numpy float32 array [N, 2, L] in batches; labels [N] or None.
-    Returns float32 [N, 2, L]."""
+    """Run `attack` over a numpy float32 array [N, 2, L] in batches, each on the attack's
+    device; labels [N] or None. Returns float32 [N, 2, L]."""
     x = np.asarray(x, dtype=np.float32)
     if labels is not None:
         labels = np.asarray(labels, dtype=np.int64)
@@ -228,6 +232,6 @@ def attack_array(attack, x, labels=None, batch_size=256, progress=False):
         starts = tqdm(starts, desc=attack.describe(), unit="batch")
     for start in starts:
         stop = start + batch_size
-        batch_labels = None if labels is None else torch.from_numpy(labels[start:stop])
-        out[start:stop] = attack(torch.from_numpy(x[start:stop]), batch_labels).numpy()
+        batch_labels = None if labels is None else torch.from_numpy(labels[start:stop]).to(attack.device)
+        out[start:stop] = attack(torch.from_numpy(x[start:stop]).to(attack.device), batch_labels).cpu().numpy()
     return out

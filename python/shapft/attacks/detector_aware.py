@@ -36,7 +36,7 @@ class DetectorAwarePGD(PGD):
     def _ascent_direction(self, x, labels):
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            with precision_module.autocast(self.precision):
+            with precision_module.autocast(self.precision, self.device.type):
                 logits = self.model(x)
                 scores = self.detector(x)
             loss = F.cross_entropy(logits.float(), labels, reduction="sum")

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import budget, params
+from ..models import device as model_device
 from ..models import precision as precision_module
 from .library import contain
 
@@ -46,17 +47,18 @@ def compute(model, x, labels, eps=None, psr_db=None, norm="linf", epochs=5, batc
     the size of each step (a component's change for 'linf', the L2 length for 'l2';
     default eps / 10, or 2.5 eps / the number of steps when that is larger). The same
     seed and arguments give the same perturbation. The model runs in eval mode (its
-    mode is restored) and only the input's gradient is taken; precision as
-    models.precision, the loss in float32."""
+    mode is restored), on its device, and only the input's gradient is taken; precision
+    as models.precision, the loss in float32."""
     x, labels = _frames(x, labels)
     length = x.shape[2]
     eps, norm, epochs, batch_size, step = settings(eps, psr_db, norm, epochs, batch_size, step, len(x), length)
     random_shift = params.boolean(random_shift, "random_shift")
     seed = params.integer(seed, "seed")
-    precision = precision_module.resolve(precision_module.check(precision))
-    perturbation = torch.zeros(2, length)
+    device = model_device.of(model)
+    precision = precision_module.resolve(precision_module.check(precision), device.type)
+    perturbation = torch.zeros(2, length, device=device)
     if eps == 0:
-        return perturbation.numpy()
+        return perturbation.cpu().numpy()
     from tqdm import tqdm
     generator = np.random.default_rng(seed)
     bar = tqdm(total=epochs * -(-len(x) // batch_size), desc=f"UAP {budget.describe(eps, norm, length)}",
@@ -64,20 +66,20 @@ def compute(model, x, labels, eps=None, psr_db=None, norm="linf", epochs=5, batc
     was_training = getattr(model, "training", False)
     try:
         model.eval()
-        _check_labels(model, x, labels, precision)
+        _check_labels(model, x, labels, precision, device)
         for _ in range(epochs):
             order = generator.permutation(len(x))
             for start in range(0, len(x), batch_size):
                 index = order[start:start + batch_size]
                 shifts = draw_shifts(generator, len(index), length) if random_shift else None
-                grad = _gradient(model, torch.from_numpy(x[index]), torch.from_numpy(labels[index]),
-                                 perturbation, shifts, precision)
+                grad = _gradient(model, torch.from_numpy(x[index]).to(device),
+                                 torch.from_numpy(labels[index]).to(device), perturbation, shifts, precision)
                 perturbation = _project(perturbation + _ascent_step(grad, norm, step), norm, eps)
                 bar.update()
     finally:
         model.train(was_training)
         bar.close()
-    return _within(perturbation.numpy(), norm, eps)
+    return _within(perturbation.cpu().numpy(), norm, eps)
 
 
 def settings(eps, psr_db, norm, epochs, batch_size, step, frames, frame_length):
@@ -155,10 +157,10 @@ def _frames(x, labels):
     return x, labels.astype(np.int64)
 
 
-def _check_labels(model, x, labels, precision):
+def _check_labels(model, x, labels, precision, device):
     """Refuse labels outside the model's classes (one forward pass tells how many)."""
-    with torch.no_grad(), precision_module.autocast(precision):
-        logits = model(torch.from_numpy(x[:1]))
+    with torch.no_grad(), precision_module.autocast(precision, device.type):
+        logits = model(torch.from_numpy(x[:1]).to(device))
     if logits.ndim != 2 or logits.shape[0] != 1:
         raise ValueError(f"model: must return logits [B, C], got shape {tuple(logits.shape)} for one frame")
     classes = logits.shape[1]
@@ -174,9 +176,9 @@ def _gradient(model, x, labels, perturbation, shifts, precision):
         if shifts is None:
             added = x + delta
         else:
-            index = torch.from_numpy(_roll_index(shifts, x.shape[2]))
+            index = torch.from_numpy(_roll_index(shifts, x.shape[2])).to(x.device)
             added = x + delta[:, index].transpose(0, 1)
-        with precision_module.autocast(precision):
+        with precision_module.autocast(precision, x.device.type):
             logits = model(added)
         loss = F.cross_entropy(logits.float(), labels)
         (grad,) = torch.autograd.grad(loss, delta)

@@ -11,7 +11,7 @@ from gnuradio import gr
 from ..core import detector_file, params
 from ..models import precision as model_precision
 from .guard import ErrorLog, QuietBuffers
-from .runtime import WorkerBlock, check_vector_length, load_file
+from .runtime import WorkerBlock, block_device, check_vector_length, load_file
 from ..core.recording import to_model_input
 
 DETECTION_PORT = pmt.intern("detection")
@@ -37,21 +37,24 @@ class attack_detector(WorkerBlock, QuietBuffers, gr.sync_block):
 
     Speed: as classifier_sink, `num_threads` worker threads (0: one per core) score
     batches of up to `batch_size` frames side by side while this block's thread tags
-    and reports; frames are passed on in order once scored.
+    and reports; frames are passed on in order once scored, on `device` (models.device:
+    auto = cuda when available, else cpu; cuda, cuda:N, mps).
 
     Errors while running never stop the flowgraph: each is logged and reported
     (errors()); after one, frames pass unscored and untagged (frames_dropped()).
     """
 
     def __init__(self, detector_path, false_alarm_rate=0.05, threshold=None, batch_size=256, num_threads=0,
-                 vector_length=0, precision="fp32", publish=True):
+                 vector_length=0, precision="fp32", publish=True, device="auto"):
         detector_path = params.file_path(detector_path, "detector_path")
-        self.precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS))
+        self.device = block_device(device)
+        self.precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS),
+                                                 self.device.type)
         batch_size = params.integer(batch_size, "batch_size", minimum=1)
         num_threads = params.integer(num_threads, "num_threads", minimum=0)
         vector_length = params.integer(vector_length, "vector_length", minimum=0)
         self.publish = params.boolean(publish, "publish")
-        self.detector = load_file(detector_file.load, detector_path, "detector_path")
+        self.detector = load_file(detector_file.load, detector_path, "detector_path").to(self.device)
         self.lock = threading.Lock()
         if threshold is None:
             self.set_false_alarm_rate(false_alarm_rate)
@@ -74,8 +77,8 @@ class attack_detector(WorkerBlock, QuietBuffers, gr.sync_block):
         self.set_min_output_buffer(BUFFER_CHUNKS * CHUNK_BATCHES * self.batch_size * self.num_threads)
 
     def _warm_up(self):
-        probe = torch.zeros(self.batch_size, 2, self.frame_length)
-        with torch.inference_mode(), model_precision.autocast(self.precision):
+        probe = torch.zeros(self.batch_size, 2, self.frame_length, device=self.device)
+        with torch.inference_mode(), model_precision.autocast(self.precision, self.device.type):
             for _ in range(3):
                 self.detector.module(probe)
 
@@ -120,8 +123,8 @@ class attack_detector(WorkerBlock, QuietBuffers, gr.sync_block):
         results = {"score": np.full(len(frames), np.nan)}
 
         def score(index):
-            with torch.inference_mode(), model_precision.autocast(self.precision):
-                results["score"][index] = self.detector.module(inputs[index]).float().numpy()
+            with torch.inference_mode(), model_precision.autocast(self.precision, self.device.type):
+                results["score"][index] = self.detector.module(inputs[index].to(self.device)).float().cpu().numpy()
 
         return results, score
 

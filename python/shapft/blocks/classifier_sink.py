@@ -10,7 +10,7 @@ from ..core import artifacts, model_file, onnx_file, params
 from ..learn import smoothing
 from ..models import precision as model_precision
 from .guard import ErrorLog, QuietBuffers
-from .runtime import WorkerBlock, check_vector_length, load_model
+from .runtime import WorkerBlock, block_device, check_vector_length, load_model
 from .tags import window_tags
 from .tally import Tally
 from ..core.recording import to_model_input
@@ -52,6 +52,11 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     `precision` bf16 runs TorchScript models only: an ONNX model runs in float32, and is
     refused with bf16; `auto` means fp32 for it.
 
+    `device`: where a TorchScript model runs (models.device: auto = cuda when available,
+    else cpu; cuda, cuda:N, mps); the model file loads on the CPU and is moved there. An
+    ONNX model runs on the CPU (ONNX Runtime's CPU provider): `auto` means cpu for it,
+    and another device is refused.
+
     `results_path` ('' for none): the results (results()) are written there as JSON
     when the flowgraph stops; its directory must exist and be writable. Errors while
     running never stop the flowgraph: each is logged and reported (errors(), and in
@@ -62,14 +67,18 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
 
     def __init__(self, model_path, batch_size=256, num_threads=0, name="", results_path="",
                  publish=True, vector_length=0, precision="fp32", smoothing_psr_db=None, smoothing_samples=100,
-                 smoothing_alpha=0.001, seed=0):
+                 smoothing_alpha=0.001, seed=0, device="auto"):
         model_path = params.file_path(model_path, "model_path")
         onnx = onnx_file.is_onnx_path(model_path)
         precision = params.choice(precision, "precision", model_precision.PRECISIONS)
         if onnx and precision == "bf16":
             raise ValueError("precision: bf16 runs TorchScript models only; an ONNX model (.onnx) runs in "
                              "float32: use fp32 (or auto)")
-        self.precision = "fp32" if onnx else model_precision.resolve(precision)
+        self.device = torch.device("cpu") if onnx and device == "auto" else block_device(device)
+        if onnx and self.device.type != "cpu":
+            raise ValueError(f"device: an ONNX model (.onnx) runs on the CPU in ONNX Runtime, not on {device}: "
+                             "use cpu (or auto)")
+        self.precision = "fp32" if onnx else model_precision.resolve(precision, self.device.type)
         batch_size = params.integer(batch_size, "batch_size", minimum=1)
         num_threads = params.integer(num_threads, "num_threads", minimum=0)
         name = params.text(name, "name")
@@ -87,7 +96,8 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
             self.smoothing = {"psr_db": psr, "sigma": smoothing.sigma_from_psr_db(psr), "alpha": alpha,
                               "samples": params.integer(smoothing_samples, "smoothing_samples", minimum=1)}
         self.seed = params.integer(seed, "seed")
-        self.model = load_model(model_path, batch_size, num_threads, onnx_file.load if onnx else model_file.load)
+        self.model = load_model(model_path, batch_size, num_threads,
+                                onnx_file.load if onnx else model_file.load).to(self.device)
         self.num_threads = num_threads or torch.get_num_threads()
         self.chunks = None
         self.frame_length = self.model.frame_length
@@ -108,8 +118,8 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     def _warm_up(self):
         # A full batch: TorchScript's profiling executor optimises the graph for the
         # shapes of its first calls; after a smaller probe the batches ran ~10 % slower.
-        probe = torch.zeros(self.batch_size, 2, self.frame_length)
-        with torch.inference_mode(), model_precision.autocast(self.precision):
+        probe = torch.zeros(self.batch_size, 2, self.frame_length, device=self.device)
+        with torch.inference_mode(), model_precision.autocast(self.precision, self.device.type):
             for _ in range(3):
                 self.model.module(probe)
 
@@ -165,9 +175,9 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
 
         def classify(index):
             with torch.inference_mode():
-                with model_precision.autocast(self.precision):
-                    logits = self.model.module(inputs[index])
-                probabilities = torch.softmax(logits.float(), 1)
+                with model_precision.autocast(self.precision, self.device.type):
+                    logits = self.model.module(inputs[index].to(self.device))
+                probabilities = torch.softmax(logits.float(), 1).cpu()
                 best = probabilities.max(dim=1)
             results["predicted"][index] = best.indices.numpy()
             results["confidence"][index] = best.values.numpy()
@@ -230,7 +240,7 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
         """The frame counts, accuracy report, errors and the model, as written to results_path."""
         return dict(self.tally.as_dict(), errors=self.errors(), name=self.name,
                     model=str(self.model.path), model_sha256=self.model.sha256, precision=self.precision,
-                    smoothing=self.smoothing)
+                    device=str(self.device), smoothing=self.smoothing)
 
     def errors(self):
         """Texts of the errors caught while running, oldest first (empty when none)."""

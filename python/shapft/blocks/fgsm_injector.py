@@ -11,7 +11,7 @@ from ..core import params, perturbation_file
 from ..models import masked
 from ..models import precision as model_precision
 from .guard import ErrorLog, QuietBuffers
-from .runtime import WorkerBlock, check_vector_length, load_model
+from .runtime import WorkerBlock, block_device, check_vector_length, load_model
 from .tags import window_tags
 from ..core.recording import frame_validity, from_model_input, to_model_input
 
@@ -40,6 +40,8 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
     frames and passes on the perturbed ones, in order (chunk_queue). A change of
     settings applies from the next frames queued. PGD draws its random starts per
     batch, so the start a frame gets depends on how frames fall into batches.
+    `device`: where the model runs (models.device: auto = cuda when available, else
+    cpu; cuda, cuda:N, mps); the model file loads on the CPU and is moved there.
 
     Method 'uap' adds a universal adversarial perturbation from `perturbation_path` (a
     file of `shapft uap`, core.perturbation_file) to every frame, without a model
@@ -47,8 +49,8 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
     with `random_shift` circularly shifted by an independent random amount per frame,
     drawn frame by frame from a generator seeded by `seed`, so the same seed and frames
     give the same output however GNU Radio hands them over. Its budget is the file's
-    (eps(), psr_db()); eps, psr_db, steps, label_source, batch_size, num_threads and
-    precision are unused, and set_eps/set_psr_db are refused. It runs in the block's
+    (eps(), psr_db()); eps, psr_db, steps, label_source, batch_size, num_threads,
+    precision and device are unused, and set_eps/set_psr_db are refused. It runs in the block's
     own thread, one addition per frame (after a gather of the shifted rows with
     random_shift); like any Python block it pays a fixed cost per work() call, so more
     frames per call (a larger output buffer on the block before it) make it faster.
@@ -61,13 +63,16 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
 
     def __init__(self, model_path, eps=0.05, method="fgsm", enabled=True, label_source="tag",
                  psr_db=None, steps=10, seed=0, batch_size=256, num_threads=0, vector_length=0,
-                 precision="fp32", perturbation_path="", random_shift=False):
+                 precision="fp32", perturbation_path="", random_shift=False, device="auto"):
         method = params.text(method, "method").lower()
         if method not in METHODS:
             raise ValueError(f"method: unknown attack method {method!r}; expected one of {', '.join(METHODS)}")
+        self.device = torch.device("cpu")
         if method != perturbation_file.METHOD:   # uap needs no model
             model_path = params.file_path(model_path, "model_path")
-        precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS))
+            self.device = block_device(device)
+        precision = model_precision.resolve(params.choice(precision, "precision", model_precision.PRECISIONS),
+                                            self.device.type)
         if psr_db is not None:
             psr_db = params.number(psr_db, "psr_db")
         if eps is not None or psr_db is None:   # eps is the budget unless psr_db is given
@@ -88,7 +93,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
             self.frame_length = self.attack.frame_length
             check_vector_length(vector_length, self.frame_length, perturbation_path)
         else:
-            self.model = load_model(model_path, batch_size, num_threads)
+            self.model = load_model(model_path, batch_size, num_threads).to(self.device)
             self.classifier, self.frame_length = masked.full_frame_classifier(self.model)
             check_vector_length(vector_length, self.frame_length, self.model.path)
         gr.sync_block.__init__(self, name="shapft_fgsm_injector",
@@ -140,9 +145,9 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
     def _warm_up(self):
         # A full batch: TorchScript's profiling executor optimises the graph for the
         # shapes of its first calls; after a smaller probe the batches ran ~10 % slower.
-        probe = torch.zeros(self.batch_size, 2, self.frame_length)
+        probe = torch.zeros(self.batch_size, 2, self.frame_length, device=self.device)
         for _ in range(3):
-            self.attack(probe, torch.zeros(len(probe), dtype=torch.long))
+            self.attack(probe, torch.zeros(len(probe), dtype=torch.long, device=self.device))
 
     def start(self):
         """Start the workers (each warms the attack up); an error leaves the block failed.
@@ -215,13 +220,15 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
         labels = self._labels(first, len(frames))
 
         def perturb(index):
-            x = torch.from_numpy(to_model_input(perturbed[index]))
+            x = torch.from_numpy(to_model_input(perturbed[index])).to(self.device)
             batch_labels = labels[index]
             unknown = batch_labels < 0
             if unknown.any():
-                with torch.no_grad(), model_precision.autocast(attack.precision):
-                    batch_labels[unknown] = self.classifier(x[torch.from_numpy(unknown)]).float().argmax(1).numpy()
-            perturbed[index] = from_model_input(attack(x, torch.from_numpy(batch_labels)).numpy())
+                with torch.no_grad(), model_precision.autocast(attack.precision, self.device.type):
+                    predicted = self.classifier(x[torch.from_numpy(unknown).to(self.device)]).float().argmax(1)
+                batch_labels[unknown] = predicted.cpu().numpy()
+            adversarial = attack(x, torch.from_numpy(batch_labels).to(self.device))
+            perturbed[index] = from_model_input(adversarial.cpu().numpy())
 
         return {"frames": perturbed}, perturb
 

@@ -10,8 +10,9 @@ import threading
 import numpy as np
 import torch
 
-from ..core import model_file
+from ..core import model_file, params
 from ..core.recording import frame_validity  # the one rule for invalid frames, shared with the commands
+from ..models import device as model_device
 
 
 def load_model(model_path, batch_size, num_threads, load=model_file.load):
@@ -32,6 +33,12 @@ def load_model(model_path, batch_size, num_threads, load=model_file.load):
     if num_threads < 0:
         raise ValueError(f"num_threads: must be >= 0 (0 = torch's default), got {num_threads}")
     return load_file(load, model_path, "model_path")
+
+
+def block_device(device):
+    """The torch.device a block's `device` parameter names (models.device: auto, cpu,
+    cuda, cuda:N, mps); one this machine lacks is refused naming the parameter."""
+    return model_device.resolve(params.text(device, "device"), "device")
 
 
 def load_file(load, path, parameter):

@@ -50,7 +50,7 @@ def run(args):
         args.model, args.data, args.method, args.out, eps=args.eps, psr_db=args.psr_db, steps=args.steps,
         alpha=args.alpha, targeted=args.targeted, target_class=args.target_class, labels=args.labels,
         batch_size=args.batch_size, seed=args.seed, force=args.force, progress=not args.quiet,
-        invalid_frames=args.invalid_frames, precision=args.precision)
+        invalid_frames=args.invalid_frames, precision=args.precision, device=args.device)
     outcome = (f"{100 * np.mean(done.predictions == done.labels):.1f}% now classified as {args.target_class}"
                if args.targeted else
                f"model now wrong on {100 * np.mean(done.predictions != done.true_labels):.1f}%")

@@ -45,7 +45,7 @@ def run(args):
     results = certification.certify_recording(
         args.model, args.data, args.out, args.sigma_psr_db, n0=args.n0, n=args.n, alpha=args.alpha,
         frames=args.frames, seed=args.seed, precision=args.precision, invalid_frames=args.invalid_frames,
-        progress=not args.quiet)
+        progress=not args.quiet, device=args.device)
     key = f"certified_accuracy_at_psr{certification.REFERENCE_PSR_DB:g}"
     for name, part in (("all frames", results["all"]), ("SNR >= 10 dB", results["high_snr"])):
         if part:

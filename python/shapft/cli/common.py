@@ -24,12 +24,20 @@ def add_precision(parser, default="fp32"):
                              f"hardware computes it natively, else fp32 (default {default}; docs/precision.md)")
 
 
+def add_device(parser):
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="where the model runs: cpu, cuda (cuda:N for the Nth GPU), mps (Apple), or "
+                             "auto = cuda when available, else cpu (default auto); one this machine lacks "
+                             "is refused")
+
+
 def add_model_run_options(parser):
     """The options of every command that runs a model on recorded frames, in --help order."""
     add_invalid_frames(parser)
     add_seed(parser)
     add_threads(parser)
     add_precision(parser)
+    add_device(parser)
     add_quiet(parser)
 
 

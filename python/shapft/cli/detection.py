@@ -48,6 +48,6 @@ def run(args):
     results = detection.evaluate_detector(
         args.detector, args.model, args.data, args.out, psrs=args.psr_db, attack_names=args.attacks,
         frames=args.frames, seed=args.seed, steps=args.steps, precision=args.precision,
-        invalid_frames=args.invalid_frames, progress=not args.quiet, log=print)
+        invalid_frames=args.invalid_frames, progress=not args.quiet, log=print, device=args.device)
     print(detection.table(results), end="")
     print(f"wrote {args.out}/detection.json, detection.md, detection_roc.png")

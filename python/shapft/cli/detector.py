@@ -46,7 +46,7 @@ def run(args):
     done = detection.train_detector(
         args.model, args.data, args.out, features=args.features, frames=args.frames, seed=args.seed,
         epochs=args.epochs, patience=args.patience, force=args.force, progress=not args.quiet,
-        invalid_frames=args.invalid_frames, precision=args.precision, log=print)
+        invalid_frames=args.invalid_frames, precision=args.precision, log=print, device=args.device)
     result, val = done.result, done.validation
     print(f"wrote {done.path}: best epoch {result.best_epoch} of {result.epochs_run}; on the val split "
           f"ROC AUC {val['auc']:.3f}, {100 * val['tpr']:.1f}% of attacked frames detected at "

@@ -90,7 +90,8 @@ def run(args):
     transfer_models = [item.strip() for item in args.transfer_models.split(",") if item.strip()]
     results = study.run_study(args.data, args.out, settings, teacher=args.teacher,
                               transfer_models=transfer_models, progress=not args.quiet,
-                              log=lambda text: print(text, file=sys.stderr, flush=True), invalid_frames=args.invalid_frames)
+                              log=lambda text: print(text, file=sys.stderr, flush=True), invalid_frames=args.invalid_frames,
+                              device=args.device)
     out = Path(args.out)
     print(study.markdown_table(results))
     print(f"wrote {out / 'distill_results.json'}, distill_table.md and figures in {out} "

@@ -47,7 +47,8 @@ def run(args):
     result = stages.evaluate_model(
         args.model, args.data, parse_attacks(args), steps=args.steps, alpha=args.alpha,
         labels=args.labels, batch_size=args.batch_size, seed=args.seed, json_path=args.json,
-        figure=args.figure, progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision)
+        figure=args.figure, progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision,
+        device=args.device)
     print(format_table(result))
 
 

@@ -52,6 +52,7 @@ def add_arguments(parser):
     common.add_seed(parser)
     common.add_threads(parser)
     common.add_precision(parser)
+    common.add_device(parser)
     parser.add_argument("--force", action="store_true", help="overwrite --out")
     common.add_invalid_frames(parser)
     common.add_quiet(parser)
@@ -65,7 +66,7 @@ def run(args):
         args.model, args.background, args.data, args.out, background_size=args.background_size,
         nsamples=args.nsamples, outputs=args.outputs, output=args.output, alphas=args.alphas,
         engine=args.engine, batch_size=args.batch_size, seed=args.seed, force=args.force,
-        progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision)
+        progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision, device=args.device)
     print(f"{done.path}: shap_values {done.shape} ({args.outputs} outputs, {args.output}), "
           f"engine {args.engine}, nsamples {args.nsamples}, alphas {args.alphas}, "
           f"background {args.background_size}")

@@ -50,7 +50,8 @@ def run(args):
         args.model, args.data, args.out, method=args.method, mask=args.mask, eps=args.eps,
         adversarial=args.adversarial, steps=args.steps,
         epochs=args.epochs, patience=args.patience, evaluate=args.evaluate, seed=args.seed,
-        force=args.force, progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision)
+        force=args.force, progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision,
+        device=args.device)
     result = done.result
     print(f"{done.path}: {done.method}, frames of {done.frame_length} samples, best epoch "
           f"{result.best_epoch} of {result.epochs_run}, val accuracy {100 * result.best_val_acc:.1f}%")

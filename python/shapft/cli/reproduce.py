@@ -20,6 +20,9 @@ where the CPU or GPU computes bfloat16 natively, except the distillation, which 
 fp32 (its compact students train slower in bf16); --precision bf16 runs all of them in
 bf16. docs/precision.md has what was measured.
 
+Device: every stage that runs a model runs it on --device (default auto: cuda when
+available, else cpu), and the commands in OUT/commands.log carry it.
+
 Resumable: finished stages (OUT/stages.json) and finished artifacts are not redone;
 run the same command again after an interruption. OUT/commands.log lists every
 `shapft` command the run made.
@@ -45,6 +48,7 @@ def add_arguments(parser):
                              "redoes only the report)")
     common.add_threads(parser)
     common.add_precision(parser)
+    common.add_device(parser)
     common.add_quiet(parser)
 
 
@@ -58,7 +62,8 @@ def run(args):
     out = artifacts.writable_dir(args.out)
     pipeline = reproduce.Pipeline(out, reproduce.PRESETS[args.preset], seed=args.seed, workers=args.workers,
                                   threads=args.threads, progress=not args.quiet,
-                                  distill=args.distill, precision=args.precision, aft=args.aft)
+                                  distill=args.distill, precision=args.precision, aft=args.aft,
+                                  device=args.device)
     pipeline.run(until=args.until)
     if (out / "report.md").exists() and args.until in (None, "report"):
         print(f"report: {out / 'report.md'}; results: {out / 'results.json'}")

@@ -79,7 +79,7 @@ def run(args):
         precision=args.precision)
     board = robustness.run(args.models, args.data, args.out, args.psr_db, settings, surrogate=args.surrogate,
                            uap_data=args.uap_data, force=args.force, invalid_frames=args.invalid_frames,
-                           progress=not args.quiet, workers=args.workers)
+                           progress=not args.quiet, workers=args.workers, device=args.device)
     print(board.table)
     print(f"wrote ({len(board.computed)} results computed, {board.reused} from OUT/cache):")
     for path in board.paths:

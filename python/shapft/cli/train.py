@@ -77,7 +77,7 @@ def run(args):
         log=lambda text: print(text, file=sys.stderr), invalid_frames=args.invalid_frames, precision=args.precision,
         noise_psr_db=args.noise_psr_db, adversarial=args.adversarial,
         adversarial_psr_db=args.adversarial_psr_db, adversarial_steps=args.adversarial_steps,
-        trades_beta=args.trades_beta, init=args.init)
+        trades_beta=args.trades_beta, init=args.init, device=args.device)
     common.print_invalid([(check, f"{split} split") for split, check in trained.checks.items()])
     _print_summary(trained.path, trained.result, trained.test_report)
 

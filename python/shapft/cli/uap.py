@@ -52,7 +52,8 @@ def run(args):
     done = stages.uap_recording(
         args.model, args.data, args.out, eps=args.eps, psr_db=args.psr_db, norm=args.norm, epochs=args.epochs,
         batch_size=args.batch_size, step=args.step, random_shift=args.random_shift, seed=args.seed,
-        precision=args.precision, invalid_frames=args.invalid_frames, force=args.force, progress=not args.quiet)
+        precision=args.precision, invalid_frames=args.invalid_frames, force=args.force, progress=not args.quiet,
+        device=args.device)
     accuracy = {name: f"{100 * value:.1f}%" for name, value in done.accuracy.items()}
     print(f"wrote {done.path}: {done.universal.describe()}, from {done.frames} frames")
     print(f"accuracy on those frames: clean {accuracy['clean']}, with the perturbation {accuracy['perturbed']}, "

@@ -40,6 +40,12 @@ class LoadedArchive:
         """Length of the frames `forward` takes (128 - m for a SHAP-FT model)."""
         return int(self.metadata["frame_length"])
 
+    def to(self, device):
+        """This archive with its module moved to `device` (a torch.device; files load on
+        the CPU). Returns self."""
+        self.module.to(device)
+        return self
+
 
 @dataclasses.dataclass
 class LoadedModel(LoadedArchive):
@@ -108,8 +114,13 @@ def save(model, path, metadata):
 
 def save_scripted(model, path, metadata, check):
     """Script `model` (in eval mode), check(its output for two zero frames of the
-    metadata's frame_length), and write it atomically with `metadata` inside."""
+    metadata's frame_length), and write it atomically with `metadata` inside. A model on
+    another device is written from a CPU copy, so the file loads on any machine."""
+    import copy
     import torch
+    from ..models import device as model_device
+    if model_device.of(model).type != "cpu":
+        model = copy.deepcopy(model).cpu()
     was_training = model.training
     model.eval()
     try:

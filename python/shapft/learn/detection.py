@@ -13,6 +13,7 @@ import torch
 
 from .. import attacks
 from ..models import detector as detector_models
+from ..models import device as model_device
 from ..models import masked
 from ..models import precision as model_precision
 from . import training
@@ -58,23 +59,25 @@ def labelled(clean, attacked):
 def train(loaded, train_xy, val_xy, features="statistics", seed=0, epochs=30, patience=5,
           precision="fp32", progress=True, checkpoint_path=None):
     """A detector of `features` protecting the LoadedModel `loaded` (on full-length frames,
-    through its mask if it carries one), trained on (frames, 0 clean / 1 attacked) pairs:
-    (models.detector.AttackDetector, learn.training.TrainResult)."""
+    through its mask if it carries one), trained on (frames, 0 clean / 1 attacked) pairs,
+    on the classifier's device: (models.detector.AttackDetector, learn.training.TrainResult)."""
     classifier, _ = masked.full_frame_classifier(loaded)
     torch.manual_seed(seed)   # the detector's initialisation
     detector = detector_models.AttackDetector(classifier, len(loaded.classes), features)
+    detector.to(model_device.of(classifier))
     result = training.fit(detector, train_xy, val_xy, detector_config(seed, epochs, patience),
                           checkpoint_path=checkpoint_path, progress=progress, precision=precision)
     return detector.eval(), result
 
 
 def scores(scorer, x, batch_size=1024, precision="fp32"):
-    """Scores float64 [N] of frames x [N, 2, L] from `scorer` (frames -> scores [N])."""
+    """Scores float64 [N] of frames x [N, 2, L] from `scorer` (frames -> scores [N]), on its device."""
+    device = model_device.of(scorer)
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     out = []
-    with torch.no_grad(), model_precision.autocast(precision):
+    with torch.no_grad(), model_precision.autocast(precision, device.type):
         for start in range(0, len(x), batch_size):
-            out.append(scorer(x[start:start + batch_size]).float())
+            out.append(scorer(x[start:start + batch_size].to(device)).float().cpu())
     return torch.cat(out).double().numpy() if out else np.zeros(0)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..core import artifacts
+from ..models import device as model_device
 
 OUTPUT_TRANSFORMS = ("logit", "softmax")
 ALPHA_SCHEMES = ("shap", "stratified")
@@ -150,9 +151,9 @@ class Scores(torch.nn.Module):
 def predicted_classes(model, frames, batch_size=DEFAULT_BATCH_SIZE):
     """argmax of the model's logits per frame (int64 [N])."""
     model.eval()
-    frames = _as_tensor(frames, "frames")
+    frames = _as_tensor(frames, "frames", model_device.of(model))
     with torch.no_grad():
-        return torch.cat([model(chunk).argmax(dim=1) for chunk in frames.split(batch_size)]).numpy()
+        return torch.cat([model(chunk).argmax(dim=1) for chunk in frames.split(batch_size)]).cpu().numpy()
 
 
 def expected_gradients(model, background, frames, outputs="all", nsamples=200, seed=0,
@@ -172,8 +173,10 @@ def expected_gradients(model, background, frames, outputs="all", nsamples=200, s
 
     Every batch of interpolants goes through one forward pass; each explained class column
     then costs one backward pass (a per-frame selection is one column whatever the class).
+    The passes run on the model's device; the float64 sums are kept on the CPU.
     """
-    background, frames = _as_tensor(background, "background"), _as_tensor(frames, "frames")
+    device = model_device.of(model)
+    background, frames = _as_tensor(background, "background", device), _as_tensor(frames, "frames", device)
     if background.shape[1:] != frames.shape[1:]:
         raise ValueError(f"frames are shaped {tuple(frames.shape[1:])} but the background is "
                          f"shaped {tuple(background.shape[1:])}")
@@ -186,25 +189,26 @@ def expected_gradients(model, background, frames, outputs="all", nsamples=200, s
     draws = draw(len(frames), nsamples, len(background), seed, alphas)
 
     frame_of = torch.arange(len(frames)).repeat_interleave(nsamples)
-    rows = torch.from_numpy(draws.background.reshape(-1))
-    alpha = torch.from_numpy(draws.alphas.reshape(-1))
-    classes_t = torch.from_numpy(classes)
+    rows = torch.from_numpy(draws.background.reshape(-1)).to(device)
+    alpha = torch.from_numpy(draws.alphas.reshape(-1)).to(device)
+    classes_t = torch.from_numpy(classes).to(device)
     sums = torch.zeros((len(frames), classes.shape[1]) + tuple(frames.shape[1:]), dtype=torch.float64)
     count = len(frame_of)
     with _progress_bar(count, progress, "expected gradients", "interpolants") as bar:
         for start in range(0, count, batch_size):
             batch = slice(start, min(start + batch_size, count))
-            frame, base = frames[frame_of[batch]], background[rows[batch]]
+            on_device = frame_of[batch].to(device)
+            frame, base = frames[on_device], background[rows[batch]]
             a = alpha[batch].view(-1, 1, 1)
             # shap's float32 arithmetic: t * x + (1 - t) * x', (1 - t) taken in float64
             interpolants = (a.float() * frame + (1 - a).float() * base).requires_grad_()
-            delta = (frame - base).double()
+            delta = (frame - base).cpu().double()   # float64 on the CPU: not every device has it
             score = scores(interpolants)
             for column in range(classes.shape[1]):
-                chosen = score.gather(1, classes_t[frame_of[batch], column].unsqueeze(1)).sum()
+                chosen = score.gather(1, classes_t[on_device, column].unsqueeze(1)).sum()
                 grad, = torch.autograd.grad(chosen, interpolants,
                                             retain_graph=column + 1 < classes.shape[1])
-                sums[:, column].index_add_(0, frame_of[batch], grad.double() * delta)
+                sums[:, column].index_add_(0, frame_of[batch], grad.cpu().double() * delta)
             bar.update(batch.stop - batch.start)
     values = (sums / nsamples).permute(0, 2, 3, 1).contiguous().numpy()
     return ShapValues(values, classes, draws)
@@ -221,7 +225,8 @@ def shap_reference(model, background, frames, nsamples=200, seed=0, output="soft
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         import shap
 
-    background, frames = _as_tensor(background, "background"), _as_tensor(frames, "frames")
+    device = model_device.of(model)
+    background, frames = _as_tensor(background, "background", device), _as_tensor(frames, "frames", device)
     if background.shape[1:] != frames.shape[1:]:
         raise ValueError(f"frames are shaped {tuple(frames.shape[1:])} but the background is "
                          f"shaped {tuple(background.shape[1:])}")
@@ -267,9 +272,11 @@ def _progress_bar(total, enabled, description, unit):
                 unit_scale=True, dynamic_ncols=True)
 
 
-def _as_tensor(array, name):
+def _as_tensor(array, name, device):
+    """float32 frames [N, 2, L] on `device` from numpy or torch; a bad shape names `name`."""
     tensor = torch.as_tensor(np.asarray(array, dtype=np.float32)) if not torch.is_tensor(array) \
         else array.detach().float()
+    tensor = tensor.to(device)
     if tensor.ndim != 3 or tensor.shape[1] != 2:
         raise ValueError(f"{name} must be shaped [N, 2, L], got {tuple(tensor.shape)}")
     if len(tensor) == 0:

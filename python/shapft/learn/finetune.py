@@ -25,6 +25,7 @@ from ..attacks.training import MixedATLoss
 from ..core import model_file, splits
 from . import training
 from ..models import CnnLstm
+from ..models import device as model_device
 
 METHODS = ("shapft", "random", "direct", "at_fgsm")
 ADVERSARIAL = ("fgsm", "pgd")
@@ -38,7 +39,8 @@ def finetune_config(seed=0, epochs=50, patience=5):
 
 
 def cnn_lstm_from(loaded):
-    """An nn.Module CnnLstm holding the weights of a loaded CNN-LSTM model file."""
+    """An nn.Module CnnLstm holding the weights of a loaded CNN-LSTM model file, on the
+    device its module is on."""
     if loaded.arch != "cnn_lstm":
         raise ValueError(f"{loaded.path}: SHAP-FT fine-tunes a cnn_lstm, not a {loaded.arch}")
     state = loaded.module.state_dict()
@@ -48,7 +50,7 @@ def cnn_lstm_from(loaded):
                     lstm_units=state["lstm.weight_hh_l0"].shape[1],
                     dense_units=state["dense.weight"].shape[0])
     model.load_state_dict(state)
-    return model
+    return model.to(model_device.of(loaded.module))
 
 
 def check_kept(original, kept, source):
@@ -99,7 +101,7 @@ def finetune(original, x, y, snr_db, method, keep=None, eps=None, seed=0, epochs
     adversarial fine-tuning at eps, on the frames after the deletion (at_fgsm: direct
     with fgsm); stop: an Event (threading or multiprocessing) whose setting ends
     training with KeyboardInterrupt at the next batch. Returns the fine-tuned network
-    (dense 128) and its training result.
+    (dense 128, on the device of `original`) and its training result.
     """
     method, adversarial = _normalised(method, adversarial)
     if method in ("shapft", "random"):

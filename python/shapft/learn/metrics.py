@@ -12,16 +12,18 @@ HIGH_SNR_DB = 10.0   # "high SNR" accuracy counts frames at or above this SNR
 
 
 def predict_logits(module, x, batch_size=1024, precision="fp32"):
-    """Logits float32 [N, C] of `module` (eval mode, no gradients) for x [N, 2, L], the
-    forward passes in `precision` (models.precision)."""
+    """Logits float32 [N, C] (numpy) of `module` (eval mode, no gradients) for x [N, 2, L],
+    the forward passes in `precision` (models.precision) on the module's device."""
     import torch
+    from ..models import device as model_device
     from ..models import precision as model_precision
+    device = model_device.of(module)
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     was_training = getattr(module, "training", False)
     module.eval()
     try:
-        with torch.no_grad(), model_precision.autocast(precision):
-            chunks = [module(x[i:i + batch_size]).float() for i in range(0, len(x), batch_size)]
+        with torch.no_grad(), model_precision.autocast(precision, device.type):
+            chunks = [module(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
     finally:
         module.train(was_training)
     if not chunks:
@@ -88,9 +90,10 @@ def evaluate(model, recording, attacks=(), labels="truth", attack_options=None, 
         raise ValueError(f"labels must be 'truth' or 'predicted', got {labels!r}")
     x = recording.model_input()
     clean_predictions = predict_logits(model, x, precision=precision).argmax(axis=1)
+    from ..models import device as model_device
     from ..models import precision as model_precision
     result = {"frames": len(recording), "frame_length": recording.frame_length,
-              "precision": model_precision.resolve(precision),
+              "precision": model_precision.resolve(precision, model_device.of(model).type),
               "clean": accuracy_report(recording.labels, clean_predictions, recording.snr_db),
               "attacks": []}
     attack_labels = recording.labels if labels == "truth" else clean_predictions

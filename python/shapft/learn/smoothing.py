@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import budget
+from ..models import device as model_device
 from ..models import precision as model_precision
 
 ABSTAIN = -1
@@ -32,20 +33,22 @@ def radius_psr_db(radius, frame_length):
 
 
 def class_counts(model, x, sigma, n, num_classes, generator, batch_size=1000, precision="fp32"):
-    """counts [N, C]: how often `model` returns each class for n noisy copies of each frame
-    of x (float32 tensor [N, 2, L]); the noise drawn from `generator` (a torch.Generator)."""
+    """counts [N, C] (numpy): how often `model` returns each class for n noisy copies of
+    each frame of x (float32 tensor [N, 2, L]), on the model's device; the noise drawn
+    from `generator` (a CPU torch.Generator) and moved there."""
+    device = model_device.of(model)
     counts = torch.zeros(len(x), num_classes, dtype=torch.long)
     was_training = getattr(model, "training", False)
     model.eval()
     try:
-        with torch.no_grad(), model_precision.autocast(precision):
-            for i, frame in enumerate(x):
+        with torch.no_grad(), model_precision.autocast(precision, device.type):
+            for i, frame in enumerate(x.to(device)):
                 left = n
                 while left:
                     k = min(left, batch_size)
-                    noise = torch.randn((k, *frame.shape), generator=generator) * sigma
+                    noise = (torch.randn((k, *frame.shape), generator=generator) * sigma).to(device)
                     predicted = model(frame.unsqueeze(0) + noise).float().argmax(dim=1)
-                    counts[i] += torch.bincount(predicted, minlength=num_classes)
+                    counts[i] += torch.bincount(predicted, minlength=num_classes).cpu()
                     left -= k
     finally:
         model.train(was_training)

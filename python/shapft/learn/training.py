@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import artifacts
+from ..models import device as model_device
 from ..models import precision as model_precision
 
 CHECKPOINT_FORMAT = "shapft-checkpoint/1"
@@ -54,6 +55,7 @@ class TrainResult:
     stopped_early: bool
     resumed_from: int        # epochs already done when fit started (0: fresh run)
     precision: str = "fp32"  # what the forward passes ran in (models.precision)
+    device: str = "cpu"      # where it trained (models.device)
 
     @property
     def epochs_run(self):
@@ -68,7 +70,7 @@ class TrainResult:
         return {"epochs_run": self.epochs_run, "best_epoch": self.best_epoch,
                 "best_val_loss": self.best_val_loss, "best_val_acc": self.best_val_acc,
                 "stopped_early": self.stopped_early, "seconds": round(self.seconds, 1),
-                "precision": self.precision}
+                "precision": self.precision, "device": self.device}
 
 
 def cross_entropy_loss(model, x, y):
@@ -87,10 +89,12 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     precision (models.precision): forward passes, the loss's own attacks included, run
     under bf16 autocast when it resolves to bf16; weights, gradients and the optimizer
     stay float32. It is not part of the checkpoint's identity: a run may resume in
-    another precision.
+    another precision. Training runs on the model's device (models.device): the frames
+    stay on the CPU and go there a batch at a time; a run may resume on another device.
     """
     config = config or TrainConfig()
-    precision = model_precision.resolve(precision)
+    device = model_device.of(model)
+    precision = model_precision.resolve(precision, device.type)
     loss_fn = loss_fn or cross_entropy_loss
     x_train, y_train = _tensors(train_xy, "train_xy")
     x_val, y_val = _tensors(val_xy, "val_xy")
@@ -110,9 +114,9 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     for epoch in range(state["epoch"], last_epoch):
         start = time.perf_counter()
         train_loss, train_acc = _train_epoch(model, x_train, y_train, optimizer, loss_fn,
-                                             config.batch_size, shuffle, progress, precision)
-        with model_precision.autocast(precision):
-            val_loss, val_acc = _validate(model, x_val, y_val, config.batch_size)
+                                             config.batch_size, shuffle, progress, precision, device)
+        with model_precision.autocast(precision, device.type):
+            val_loss, val_acc = _validate(model, x_val, y_val, config.batch_size, device)
         state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                                  "val_loss": val_loss, "val_acc": val_acc,
                                  "seconds": time.perf_counter() - start})
@@ -136,21 +140,21 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
 
     model.load_state_dict(state["best_state"])
     return TrainResult(state["history"], state["best_epoch"], state["best_val_loss"],
-                       state["best_val_acc"], state["stopped_early"], resumed_from, precision)
+                       state["best_val_acc"], state["stopped_early"], resumed_from, precision, str(device))
 
 
-def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress, precision):
+def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress, precision, device):
     model.train()
     order = torch.randperm(len(x), generator=shuffle)
     total_loss, correct, counted, seen = 0.0, 0, 0, 0
     batches = _batches(order, batch_size)
     bar = _progress_bar(progress, desc="batches", unit="batch", total=len(batches), leave=False)
     for batch in batches:
-        xb, yb = x[batch], y[batch]
+        xb, yb = x[batch].to(device), y[batch].to(device)
         # autocast per batch, never around an optimizer step: autocast keeps the bf16 copies
         # of the weights it casts until its outermost region ends, so within one region the
         # forward passes would keep using the weights of the first batch
-        with model_precision.autocast(precision):
+        with model_precision.autocast(precision, device.type):
             out = loss_fn(model, xb, yb)
         loss, logits = out if isinstance(out, tuple) else (out, None)
         optimizer.zero_grad(set_to_none=True)
@@ -179,12 +183,12 @@ def _batches(order, batch_size):
 
 
 @torch.no_grad()
-def _validate(model, x, y, batch_size):
+def _validate(model, x, y, batch_size, device):
     model.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
-        logits = model(x[start:start + batch_size]).float()
-        yb = y[start:start + batch_size]
+        logits = model(x[start:start + batch_size].to(device)).float()
+        yb = y[start:start + batch_size].to(device)
         total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(dim=1) == yb).sum())
     return total_loss / len(x), correct / len(x)

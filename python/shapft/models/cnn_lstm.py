@@ -30,9 +30,10 @@ class CnnLstm(nn.Module):
 
     def with_dense_units(self, dense_units: int) -> "CnnLstm":
         """A copy whose feature layers (conv, LSTM, BN) keep these weights and whose dense
-        head is new with `dense_units` units: SHAP-FT's fine-tuning network (256 -> 128)."""
+        head is new with `dense_units` units: SHAP-FT's fine-tuning network (256 -> 128),
+        initialised on the CPU and then put on this network's device."""
         new = CnnLstm(self.classifier.out_features, self.conv.out_channels, self.kernel_size,
                       self.lstm.hidden_size, dense_units)
         for name in ("conv", "lstm", "norm"):
             getattr(new, name).load_state_dict(getattr(self, name).state_dict())
-        return new
+        return new.to(self.conv.weight.device)

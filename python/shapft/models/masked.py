@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..core import masks
+from . import device as model_device
 
 
 class MaskedClassifier(nn.Module):
@@ -26,5 +27,5 @@ def full_frame_classifier(loaded):
     carries a mask, the model behind the deletion of the mask's positions."""
     if loaded.mask is None:
         return loaded.module, loaded.frame_length
-    keep = torch.as_tensor(masks.keep_positions(loaded.mask), dtype=torch.long)
+    keep = torch.as_tensor(masks.keep_positions(loaded.mask), dtype=torch.long, device=model_device.of(loaded.module))
     return MaskedClassifier(loaded.module, keep).eval(), loaded.full_frame_length

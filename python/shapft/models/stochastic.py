@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import device as model_device
+
 
 class ExpectedLogits(nn.Module):
     """The mean of a stochastic model's logits over `samples` forward passes: the model
@@ -26,11 +28,12 @@ class ExpectedLogits(nn.Module):
 def is_stochastic(module, x):
     """Whether `module`'s eval-mode logits differ between two passes on the frames x
     (numpy [N, 2, L]). The caller's random streams are left as they were."""
-    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    device = model_device.of(module)
+    x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
     was_training = getattr(module, "training", False)
     module.eval()
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with model_device.fork_rng(device), torch.no_grad():
             return not torch.equal(module(x), module(x))
     finally:
         module.train(was_training)

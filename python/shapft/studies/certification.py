@@ -6,7 +6,7 @@ import numpy as np
 
 from ..core import artifacts, budget, splits
 from . import stages
-from .stages import load_model, read_recording
+from .stages import load_model, read_recording, run_device
 
 RADII_PSR_DB = tuple(float(p) for p in np.arange(-45.0, -9.0, 1.0))   # the curve's radii, as PSR
 HIGH_SNR_DB = 10.0
@@ -14,14 +14,15 @@ REFERENCE_PSR_DB = -25.0   # the radius the summary names
 
 
 def certify_recording(model, data, out, sigma_psr_db, n0=100, n=1000, alpha=0.001, frames=500, seed=0,
-                      batch_size=1000, precision="fp32", invalid_frames="skip", progress=True):
+                      batch_size=1000, precision="fp32", invalid_frames="skip", progress=True, device="auto"):
     """Certify `frames` frames of the recording `data` (drawn at random; 0: all) for the
-    model file `model` smoothed with noise of sigma_psr_db; write OUT/certify.json and
-    OUT/certified_accuracy.png. Returns the summary dict."""
+    model file `model` smoothed with noise of sigma_psr_db, on `device`; write
+    OUT/certify.json and OUT/certified_accuracy.png. Returns the summary dict."""
     import torch
     from ..learn import metrics, smoothing
 
-    loaded = load_model(model, "--model")
+    device = run_device(device)
+    loaded = load_model(model, "--model").to(device)
     rec, check = read_recording(data, "--data", loaded, invalid_frames)
     rec = rec.subset(splits.random_subset(len(rec), frames, seed, 0xCE7))
     classifier = stages.classifier(loaded, rec.frame_length)

@@ -9,7 +9,6 @@ their frames with the mask's positions removed, in every case.
 import json
 
 import numpy as np
-import torch
 
 from ..core import artifacts, budget, model_file, masks, recording
 from .. import attacks
@@ -19,17 +18,15 @@ from ..models import masked
 METHODS = ("direct", "at_fgsm", "shapft", "random")
 
 
-def score_model(path, clean, attacked, eps, seed):
-    """clean / attacked / adaptive accuracy of one model file on adv-data frames."""
-    loaded = model_file.load(path)
+def score_model(path, clean, attacked, eps, seed, device="cpu"):
+    """clean / attacked / adaptive accuracy of one model file on adv-data frames, on `device`."""
+    loaded = model_file.load(path).to(device)
     classifier, _ = masked.full_frame_classifier(loaded)   # deletion + model, full frames in
-    x_clean = torch.from_numpy(clean.model_input())
-    x_attacked = torch.from_numpy(attacked.model_input())
     adaptive = attacks.attack_array(attacks.FGSM(classifier, eps=eps, seed=seed),
                                     clean.model_input(), clean.labels)
-    return {"clean": metrics.model_accuracy(classifier, x_clean, clean.labels),
-            "attacked": metrics.model_accuracy(classifier, x_attacked, attacked.labels),
-            "adaptive": metrics.model_accuracy(classifier, torch.from_numpy(adaptive), clean.labels),
+    return {"clean": metrics.model_accuracy(classifier, clean.model_input(), clean.labels),
+            "attacked": metrics.model_accuracy(classifier, attacked.model_input(), attacked.labels),
+            "adaptive": metrics.model_accuracy(classifier, adaptive, clean.labels),
             "m": loaded.mask["m"] if loaded.mask else 0}
 
 
@@ -40,7 +37,7 @@ def evaluate_all(pipeline, path, progress=True, log=print):
     preset = pipeline.preset
     # invalid frames left out of the clean set here, as the attack left them out of its output
     clean, _ = recording.check_frames(recording.read(pipeline.tiny / "adv-data.sigmf-meta"))
-    original = model_file.load(pipeline.original)
+    original = model_file.load(pipeline.original).to(pipeline.device)
     scored = {}   # (model file sha256, eps, seed) -> scores: byte-identical models are scored once
     for eps in preset.eps_levels:
         key = f"{eps:g}"
@@ -50,8 +47,8 @@ def evaluate_all(pipeline, path, progress=True, log=print):
         entry.update(m=mask["m"], frame_rule=mask.get("frame_rule"), frames_used=mask.get("frames_used"))
         if "original" not in entry:
             entry["original"] = {
-                "clean": metrics.model_accuracy(original.module, torch.from_numpy(clean.model_input()), clean.labels),
-                "attacked": metrics.model_accuracy(original.module, torch.from_numpy(attacked.model_input()), attacked.labels),
+                "clean": metrics.model_accuracy(original.module, clean.model_input(), clean.labels),
+                "attacked": metrics.model_accuracy(original.module, attacked.model_input(), attacked.labels),
                 "attacked_per_snr": metrics.accuracy_report(
                     attacked.labels, metrics.predict_logits(original.module, attacked.model_input()).argmax(1),
                     attacked.snr_db)["per_snr"]}
@@ -68,7 +65,7 @@ def evaluate_all(pipeline, path, progress=True, log=print):
                 model_path = pipeline.finetuned(method, seed, None if method == "direct" else eps)
                 memo_key = (artifacts.sha256_file(model_path), eps, seed)
                 if memo_key not in scored:
-                    scored[memo_key] = score_model(model_path, clean, attacked, eps, seed)
+                    scored[memo_key] = score_model(model_path, clean, attacked, eps, seed, pipeline.device)
                 scores[str(seed)] = scored[memo_key]
                 artifacts.write_json(path, results)
                 log(f"[evaluate] {budget.describe(eps)} {method} seed {seed}: "

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core import artifacts, detector_file
 from ..core.splits import random_subset
-from .stages import load_model, read_checked_splits, writable_output
+from .stages import load_model, read_checked_splits, run_device, writable_output
 
 MIN_SNR_DB = 0.0
 PSRS = (-30.0, -25.0, -20.0, -15.0)
@@ -38,19 +38,20 @@ class TrainedDetector:
 
 
 def train_detector(model, data, out, features="statistics", frames=0, seed=0, epochs=30, patience=5,
-                   force=False, progress=True, invalid_frames="skip", precision="fp32", log=print):
+                   force=False, progress=True, invalid_frames="skip", precision="fp32", log=print, device="auto"):
     """Train a detector of `features` for the classifier file `model` on DATA/train
     (each frame clean and attacked), stop early on DATA/val, calibrate its false-alarm
     rate on DATA/val's clean frames and export it to `out`. frames: at most this many
-    frames of each split (0: all). Resumable (OUT.ckpt)."""
+    frames of each split (0: all). Resumable (OUT.ckpt). Runs on `device`."""
     from ..learn import detection
     from ..models import detector as detector_models
     from ..models import masked
 
     if features not in detector_models.FEATURES:
         raise ValueError(f"--features {features!r} is not one of {', '.join(detector_models.FEATURES)}")
+    device = run_device(device)
     out = writable_output(out, "--out", force)
-    loaded = load_model(model, "--model")
+    loaded = load_model(model, "--model").to(device)
     classifier, frame_length = masked.full_frame_classifier(loaded)
     splits, digests, checks = read_checked_splits(data, ("train", "val"), invalid_frames=invalid_frames)
     if splits["train"].frame_length != frame_length:
@@ -98,10 +99,10 @@ def load_detector(path, option="--detector"):
 
 def evaluate_detector(detector, model, data, out, psrs=PSRS, attack_names=EVALUATION_ATTACKS, frames=2200,
                       seed=0, steps=EVALUATION_PGD_STEPS, weights=ADAPTIVE_WEIGHTS, precision="fp32",
-                      invalid_frames="skip", progress=True, log=print):
+                      invalid_frames="skip", progress=True, log=print, device="auto"):
     """Measure the detector file `detector` guarding the classifier file `model` on
-    DATA/test (`frames` of them, 0: all) against each attack at each PSR; write
-    OUT/detection.json, detection.md and the ROC figures. Returns the results dict."""
+    DATA/test (`frames` of them, 0: all) against each attack at each PSR, on `device`;
+    write OUT/detection.json, detection.md and the ROC figures. Returns the results dict."""
     from .. import attacks
     from ..attacks import universal
     from ..learn import detection, metrics
@@ -110,8 +111,9 @@ def evaluate_detector(detector, model, data, out, psrs=PSRS, attack_names=EVALUA
     unknown = sorted(set(attack_names) - set(EVALUATION_ATTACKS))
     if unknown:
         raise ValueError(f"--attacks: {', '.join(unknown)} not among {', '.join(EVALUATION_ATTACKS)}")
-    guard = load_detector(detector)
-    loaded = load_model(model, "--model")
+    device = run_device(device)
+    guard = load_detector(detector).to(device)
+    loaded = load_model(model, "--model").to(device)
     if guard.protects["sha256"] != loaded.sha256:
         log(f"note: {guard.path.name} was trained for {guard.protects['model']} "
             f"(sha256 {guard.protects['sha256'][:12]}), not {loaded.path.name}")

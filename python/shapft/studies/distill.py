@@ -22,6 +22,7 @@ from ..core import artifacts, budget, model_file, recording
 from ..core.splits import stratified_subset
 from ..learn import distill, training
 from ..models import precision as model_precision
+from . import stages
 
 TEACHER_FILE = "transformer_large_pgd_at.pt"
 RESULTS_FILE = "distill_results.json"
@@ -119,7 +120,7 @@ def settings_from_options(words):
 
 
 def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), progress=True, log=None,
-              invalid_frames="skip"):
+              invalid_frames="skip", device="auto"):
     """Run the study on DATA_DIR's train/val/test recordings into OUT_DIR (resumable) and
     return the results (also written to OUT_DIR/distill_results.json, with
     distill_table.md and the figures distill_budget.png, distill_snr.png,
@@ -128,7 +129,7 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
     model files for the transferability matrix; `log(text)`: progress lines (default:
     stderr). A model already in OUT_DIR is reused whatever precision it was trained in,
     as training.fit resumes a checkpoint in another precision; its training block
-    records the precision."""
+    records the precision. Every model trains and runs on `device` (--device)."""
     from .figures import distill as distill_figures
 
     if log is None:
@@ -136,7 +137,8 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
     started = time.perf_counter()
     s = settings
     students, eps = s.students, s.training_eps
-    precision = model_precision.resolve(s.precision)
+    device = stages.run_device(device)
+    precision = model_precision.resolve(s.precision, device.type)
     transfer_models = [str(p) for p in transfer_models]
     extra_paths = [artifacts.existing_file(p, "--transfer-models") for p in transfer_models]
     teacher_path = artifacts.existing_file(teacher, "--teacher") if teacher else None
@@ -167,13 +169,13 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
         def train_teacher(checkpoint):
             model, result, info = distill.train_teacher(
                 train_xy, val_xy, teacher_config, eps, s.pgd_steps, checkpoint, progress,
-                frame_length=frame_length, precision=precision)
+                frame_length=frame_length, precision=precision, device=device)
             return model, result, info
         timings[teacher_path.stem] = _train_or_reuse(
             teacher_path, distill.TEACHER_ARCH, request, train_teacher, teacher_config, provenance,
             frame_length, None, log)
     try:
-        teacher_model = model_file.load(teacher_path)
+        teacher_model = model_file.load(teacher_path).to(device)
     except ValueError as err:
         raise ValueError(f"--teacher: {err}") from None
     teacher_meta = distill.teacher_info(teacher_model)
@@ -199,7 +201,7 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
             return distill.train_student(method, train_xy, val_xy, student_config,
                                          teacher=teacher_model.module if uses_teacher else None,
                                          checkpoint_path=checkpoint, progress=progress,
-                                         frame_length=frame_length, precision=precision,
+                                         frame_length=frame_length, precision=precision, device=device,
                                          **loss_settings)
         timings[path.stem] = _train_or_reuse(
             path, distill.STUDENT_ARCH, request, train_student, student_config, provenance, frame_length,
@@ -222,10 +224,10 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
 
     entries = [(teacher_path.stem, teacher_model, "teacher", attack_list)]
     for method, path in student_paths.items():
-        entries.append((path.stem, model_file.load(path), f"student ({method})", attack_list))
+        entries.append((path.stem, model_file.load(path).to(device), f"student ({method})", attack_list))
     for path in extra_paths:
         try:
-            entries.append((path.stem, model_file.load(path), "reference", transfer_attack))
+            entries.append((path.stem, model_file.load(path).to(device), "reference", transfer_attack))
         except ValueError as err:
             raise ValueError(f"--transfer-models: {err}") from None
     names = [e[0] for e in entries]

@@ -74,7 +74,7 @@ def eps_name(eps):
 
 class Pipeline:
     def __init__(self, out, preset, seed=1, workers=2, threads=None, progress=True, log=print, distill=False,
-                 precision="fp32", aft=False):
+                 precision="fp32", aft=False, device="auto"):
         self.out = Path(out)
         self.preset = preset
         self.seed = seed
@@ -82,6 +82,8 @@ class Pipeline:
         self.aft = aft
         self.precision = precision   # of the model stages (train, attack, explain, finetune, robustness, aft;
                                      # distill too, but for auto, which keeps it in fp32)
+        self.device_name = device    # as given (--device), for the commands it runs
+        self.device = stages.run_device(device)   # where every model stage runs
         self.workers = workers
         self.threads = threads
         self.progress = progress
@@ -135,6 +137,10 @@ class Pipeline:
     def _precision_option(self):
         """--precision as the commands would be given it (left out at their default fp32)."""
         return ("--precision", None if self.precision == "fp32" else self.precision)
+
+    def device_option(self):
+        """--device as the commands would be given it (left out at their default auto)."""
+        return ("--device", None if self.device_name == "auto" else self.device_name)
 
     def _note(self, line):
         """Record a command (or what was done instead of one) for the report."""
@@ -224,9 +230,10 @@ class Pipeline:
             self.call("train", stages.train_classifier,
                       ("--arch", "cnn_lstm"), ("--data", self.small), ("--out", self.original),
                       ("--epochs", p.train_epochs), ("--patience", p.train_patience), ("--seed", self.seed),
-                      ("--resume", True), self._precision_option(),
+                      ("--resume", True), self._precision_option(), self.device_option(),
                       arch="cnn_lstm", data=self.small, out=self.original, epochs=p.train_epochs,
-                      patience=p.train_patience, seed=self.seed, resume=True, progress=self.progress, precision=self.precision)
+                      patience=p.train_patience, seed=self.seed, resume=True, progress=self.progress, precision=self.precision,
+                      device=self.device)
 
     def stage_attack(self):
         # FGSM against the original model: tiny-adv (SHAP's input) and adv-data (deployment).
@@ -237,9 +244,10 @@ class Pipeline:
                     self.call("attack", stages.attack_recording,
                               ("--model", self.original), ("--data", data), ("--method", "fgsm"),
                               ("--eps", eps), ("--out", out), ("--seed", self.seed), ("--force", True),
-                              self._precision_option(),
+                              self._precision_option(), self.device_option(),
                               model=self.original, data=data, method="fgsm", eps=eps, out=out,
-                              seed=self.seed, force=True, progress=self.progress, precision=self.precision)
+                              seed=self.seed, force=True, progress=self.progress, precision=self.precision,
+                              device=self.device)
 
     def stage_explain(self):
         p = self.preset
@@ -253,10 +261,10 @@ class Pipeline:
                           ("--model", self.original), ("--background", background), ("--data", data),
                           ("--out", path), ("--outputs", outputs), ("--background-size", p.shap_background),
                           ("--nsamples", p.shap_nsamples), ("--alphas", p.shap_alphas), ("--seed", self.seed),
-                          self._precision_option(),
+                          self._precision_option(), self.device_option(),
                           model=self.original, background=background, data=data, out=path, outputs=outputs,
                           background_size=p.shap_background, nsamples=p.shap_nsamples, alphas=p.shap_alphas,
-                          seed=self.seed, progress=self.progress, precision=self.precision)
+                          seed=self.seed, progress=self.progress, precision=self.precision, device=self.device)
 
     def stage_mask(self):
         for eps in self.preset.eps_levels:
@@ -294,11 +302,12 @@ class Pipeline:
             command = artifacts.command_line(
                 "finetune", ("--model", self.original), ("--data", tiny_train), ("--epochs", p.finetune_epochs),
                 ("--patience", p.finetune_patience), ("--method", method), ("--mask", mask), ("--eps", eps),
-                ("--seed", seed), ("--out", path), ("--force", True), self._precision_option())
+                ("--seed", seed), ("--out", path), ("--force", True), self._precision_option(),
+                self.device_option())
             todo.append((command, dict(model=self.original, data=tiny_train, out=path, method=method,
                                        mask=mask, eps=eps, epochs=p.finetune_epochs,
                                        patience=p.finetune_patience, seed=seed, force=True,
-                                       progress=False, precision=self.precision)))
+                                       progress=False, precision=self.precision, device=self.device)))
         self.log(f"[finetune] {len(todo)} of {len(jobs)} fine-tuning runs to do, {self.workers} at a time")
         self.call_parallel(todo)
         # m = 0 deletes nothing: SHAP-FT and random deletion are then direct fine-tuning with
@@ -331,10 +340,11 @@ class Pipeline:
                 self.log(f"[robustness] {path} is the same model as {first}, left out")
         models, data, out = list(models.values()), self.small / "test.sigmf-meta", self.out / "robustness"
         surrogate = shipped.model(ROBUSTNESS_SURROGATE)
-        self._note(robustness.command_line(models, data, out, plan["psr_db"], settings, surrogate=surrogate))
+        self._note(robustness.command_line(models, data, out, plan["psr_db"], settings, surrogate=surrogate,
+                                           device=self.device_option()[1]))
         _set_torch_threads(self.threads)
         robustness.run(models, data, out, psr_db=plan["psr_db"], settings=settings, surrogate=surrogate,
-                       progress=self.progress, log=self.log, workers=self.workers)
+                       progress=self.progress, log=self.log, workers=self.workers, device=self.device)
 
     def stage_aft(self):
         from . import shapaft
@@ -353,9 +363,9 @@ class Pipeline:
         self.call("distill", distill.run_study,
                   ("--data", self.small), ("--out", out), ("--seed", seed), ("--transfer-models", self.original),
                   *zip(self.preset.distill_args[::2], self.preset.distill_args[1::2]),
-                  ("--precision", None if precision == "fp32" else precision),
+                  ("--precision", None if precision == "fp32" else precision), self.device_option(),
                   data_dir=self.small, out_dir=out, settings=settings, transfer_models=(self.original,),
-                  progress=self.progress, log=self.log)
+                  progress=self.progress, log=self.log, device=self.device)
 
     def stage_report(self):
         from . import report

@@ -42,6 +42,7 @@ import torch
 from .. import __version__
 from ..core import artifacts, budget, perturbation_file, recording, shipped
 from ..core.splits import stratified_subset
+from ..models import device as model_device
 from ..models import precision as model_precision
 from ..models.stochastic import ExpectedLogits, is_stochastic
 from . import stages
@@ -155,7 +156,7 @@ def bootstrap_ci(correct, resamples=1000, seed=0):
 # --------------------------------------------------------------------------------------
 
 def run(models, data, out, psr_db=DEFAULT_PSR_DB, settings=None, surrogate=None, uap_data=None, force=False,
-        invalid_frames="skip", progress=True, log=None, workers=1):
+        invalid_frames="skip", progress=True, log=None, workers=1, device="auto"):
     """Attack every model file of `models` on a stratified subset of recording `data` at
     each PSR of `psr_db`; write OUT/leaderboard.json (a list of rows), settings.json,
     leaderboard.md, robust_vs_psr.png, robust_vs_snr.png and OUT/uap/*.npz (each model's
@@ -165,15 +166,19 @@ def run(models, data, out, psr_db=DEFAULT_PSR_DB, settings=None, surrogate=None,
     computed on (default: frames of `data` outside the evaluated subset). `log(text)`:
     progress lines (default stderr). `workers` > 1: the attacks run in that many
     processes (each on one model at one PSR, torch's threads shared out among them);
-    the results are the same, the cache the same."""
+    the results are the same, the cache the same. Every model runs on `device`
+    (--device; the cache does not depend on it)."""
     if log is None:
         log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     settings = (settings or Settings()).check()
     levels = psr_levels(psr_db)
     workers = _count_workers(workers)
-    study = _Study(models, data, out, levels, settings, surrogate, uap_data, force, invalid_frames, progress, log)
+    device = stages.run_device(device)
+    study = _Study(models, data, out, levels, settings, surrogate, uap_data, force, invalid_frames, progress, log,
+                   device)
     if workers > 1:
-        study.run_in_workers(workers, (models, data, out, levels, settings, surrogate, uap_data, invalid_frames))
+        study.run_in_workers(workers, (models, data, out, levels, settings, surrogate, uap_data, invalid_frames,
+                                       device))
     return study.run()
 
 
@@ -191,7 +196,7 @@ def _start_worker(args, threads):
     global _worker_study
     torch.set_num_threads(threads)
     _worker_study = _Study(*args[:7], force=False, invalid_frames=args[7], progress=False, log=lambda text: None,
-                           claim=False)
+                           device=args[8], claim=False)
 
 
 def _craft_job(surrogate_sha256, level, stop):
@@ -211,18 +216,19 @@ def _rows_job(model_index, level, stop):
 
 class _Study:
     def __init__(self, models, data, out, levels, settings, surrogate, uap_data, force, invalid_frames,
-                 progress, log, claim=True):
+                 progress, log, device, claim=True):
         from ..attacks import library
         self.s, self.levels, self.progress, self.log = settings, levels, progress, log
         self.stop = None   # in a worker: the parent's request to stop (jobs.run)
-        self.precision = model_precision.resolve(settings.precision)
+        self.device = device
+        self.precision = model_precision.resolve(settings.precision, device.type)
         self.computed, self.reused = [], 0
         self._surrogate_files = {}    # resolved path -> LoadedModel
         # every input is checked before anything is attacked
         models = [models] if isinstance(models, (str, Path)) else list(models)
         if not models:
             raise ValueError("--models: give at least one model file")
-        self.models = [stages.load_model(path, "--models") for path in models]
+        self.models = [stages.load_model(path, "--models").to(device) for path in models]
         _check_names(self.models)
         self.data_meta = stages.recording_path(data, "--data")
         rec, self.check = stages.read_recording(self.data_meta, "--data", invalid_frames=invalid_frames)
@@ -246,7 +252,8 @@ class _Study:
                        "subset_sha256": _digest(self.check.kept[chosen]), **self.check.as_json()}
         self.settings_doc = {
             "format": FORMAT,
-            "command": command_line(models, data, out, levels, settings, surrogate, uap_data, invalid_frames),
+            "command": command_line(models, data, out, levels, settings, surrogate, uap_data, invalid_frames,
+                                    None if device.type == "cpu" else str(device)),
             "versions": {"gr-shapft": __version__, "adversarial-robustness-toolbox": library.art_version(),
                          "torch": torch.__version__},
             "settings": {**dataclasses.asdict(settings), "precision": self.precision, "batch_size": BATCH_SIZE,
@@ -254,7 +261,7 @@ class _Study:
             "data": data_record, "uap_data": uap_record,
             "models": [str(loaded.path) for loaded in self.models], "psr_db": levels,
             "surrogates": {loaded.path.name: str(self.surrogates[loaded.sha256].path) for loaded in self.models},
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "device": str(device)}
         if claim:
             self._claim_directory(force)
 
@@ -300,7 +307,7 @@ class _Study:
                 raise FileNotFoundError(f"{option}: {err}; give --surrogate") from None
         key = str(Path(path).resolve())
         if key not in self._surrogate_files:
-            surrogate = stages.load_model(path, option)
+            surrogate = stages.load_model(path, option).to(self.device)
             try:
                 stages.classifier(surrogate, self.length, f"{option} {path}")
             except ValueError as err:
@@ -430,7 +437,7 @@ class _Study:
         context.seconds_elsewhere = 0.0
         predictions = np.full(len(self.x), -1, dtype=np.int64)
         if len(index):
-            with torch.random.fork_rng(devices=[]):
+            with model_device.fork_rng(self.device):
                 torch.manual_seed(self._seed(name, context.level))   # a stochastic model's draws
                 predictions[index] = getattr(self, "_" + name.replace("-", "_"))(context, index)
         seconds = time.perf_counter() - start + context.seconds_elsewhere
@@ -446,7 +453,7 @@ class _Study:
     def _score(self, module, x):
         """Predicted classes of frames x; a stochastic model's draws from a fixed seed."""
         from ..learn.metrics import predict_logits
-        with torch.random.fork_rng(devices=[]):
+        with model_device.fork_rng(self.device):
             torch.manual_seed(self._seed("score", 0))
             return predict_logits(module, x, precision=self.precision).argmax(axis=1)
 
@@ -639,7 +646,7 @@ def _check_logits(module, length, source):
     (a frame of ones): APGD would refuse it only after the attacks before it had run."""
     from art.utils import is_probability
     with torch.no_grad():
-        output = module(torch.ones(1, 2, length)).float().numpy()
+        output = module(torch.ones(1, 2, length, device=model_device.of(module))).float().cpu().numpy()
     if is_probability(output):
         raise ValueError(f"{source}: returns probabilities (non-negative, summing to 1) on a frame of ones; "
                          "the attacks need logits (export the model without its final softmax)")
@@ -780,7 +787,8 @@ def _table_row(row):
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def command_line(models, data, out, levels, settings, surrogate=None, uap_data=None, invalid_frames="skip"):
+def command_line(models, data, out, levels, settings, surrogate=None, uap_data=None, invalid_frames="skip",
+                 device=None):
     """The `shapft robustness` command that remakes a leaderboard (provenance)."""
     quick_defaults = make_settings(quick=settings.quick)
     changed = lambda name: (getattr(settings, name) if getattr(settings, name)   # noqa: E731
@@ -794,5 +802,6 @@ def command_line(models, data, out, levels, settings, surrogate=None, uap_data=N
         "robustness", ("--data", data), ("--out", out), ("--quick", settings.quick), *tuned,
         ("--surrogate", surrogate), ("--uap-data", uap_data),
         ("--invalid-frames", None if invalid_frames == "skip" else invalid_frames), ("--seed", settings.seed),
-        ("--precision", None if settings.precision == "fp32" else settings.precision))
+        ("--precision", None if settings.precision == "fp32" else settings.precision),
+        ("--device", device))
     return head + rest[len("shapft robustness"):]

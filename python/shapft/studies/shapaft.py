@@ -73,17 +73,18 @@ def finetune_jobs(pipeline, settings):
                                         method="direct" if method == "at_fgsm" else method,
                                         adversarial="fgsm", mask=mask, eps=eps,
                                         epochs=p.finetune_epochs, patience=p.finetune_patience,
-                                        seed=seed, force=True, progress=False, precision=pipeline.precision)))
+                                        seed=seed, force=True, progress=False, precision=pipeline.precision,
+                                        device=pipeline.device)))
     return jobs, copies
 
 
-def command_line(kwargs):
+def command_line(kwargs, pipeline):
     return artifacts.command_line(
         "finetune", ("--model", kwargs["model"]), ("--data", kwargs["data"]), ("--epochs", kwargs["epochs"]),
         ("--patience", kwargs["patience"]), ("--method", kwargs["method"]), ("--mask", kwargs["mask"]),
         ("--adversarial", kwargs["adversarial"]), ("--eps", kwargs["eps"]), ("--seed", kwargs["seed"]),
         ("--out", kwargs["out"]), ("--force", True),
-        ("--precision", None if kwargs["precision"] == "fp32" else kwargs["precision"]))
+        ("--precision", None if kwargs["precision"] == "fp32" else kwargs["precision"]), pipeline.device_option())
 
 
 def make_attack(name, model, eps, settings, seed, precision):
@@ -114,7 +115,7 @@ def transfer_frames(pipeline, settings, eps, x, labels, out):
     if out.exists():
         with np.load(out) as saved:
             return {name: saved[name] for name in saved.files}
-    original = model_file.load(pipeline.original).module
+    original = model_file.load(pipeline.original).to(pipeline.device).module
     crafted = {}
     for name in ATTACKS:
         n = settings["cw_frames"] if name == "cw-l2" else len(x)
@@ -126,14 +127,14 @@ def transfer_frames(pipeline, settings, eps, x, labels, out):
     return crafted
 
 
-def score(path, x, labels, transferred, eps, settings, seed, precision):
-    """Accuracy of the model file `path` (through its deletion, on full frames): clean,
-    and under each attack transferred and adaptive."""
+def score(path, x, labels, transferred, eps, settings, seed, precision, device):
+    """Accuracy of the model file `path` (through its deletion, on full frames) on
+    `device`: clean, and under each attack transferred and adaptive."""
     from .. import attacks
     from ..core import model_file
     from ..learn import metrics
     from ..models import masked
-    loaded = model_file.load(path)
+    loaded = model_file.load(path).to(device)
     classifier, _ = masked.full_frame_classifier(loaded)
 
     def accuracy(frames, truth):
@@ -149,12 +150,12 @@ def score(path, x, labels, transferred, eps, settings, seed, precision):
     return result
 
 
-def _score_job(path, x, labels, transferred, eps, settings, seed, precision, out, stop):
+def _score_job(path, x, labels, transferred, eps, settings, seed, precision, device, out, stop):
     """One model's scores in a worker process, written to `out` (studies.jobs)."""
     if stop.is_set():
         raise KeyboardInterrupt
     artifacts.write_json(out, {"model": str(path), "sha256": artifacts.sha256_file(path),
-                               **score(path, x, labels, transferred, eps, settings, seed, precision)})
+                               **score(path, x, labels, transferred, eps, settings, seed, precision, device)})
 
 
 def evaluate(pipeline, settings, out, workers=1, progress=True, log=print):
@@ -179,7 +180,7 @@ def evaluate(pipeline, settings, out, workers=1, progress=True, log=print):
                 where[(eps, variant, seed)] = target
                 if not target.exists():
                     jobs.append((path, x, labels, transferred, eps, settings, pipeline.seed, pipeline.precision,
-                                 target))
+                                 pipeline.device, target))
     log(f"[aft] {len(jobs)} of {len(where)} models to score, {workers} at a time")
     if jobs:
         run_in_workers(_score_job, jobs, workers, context=multiprocessing.get_context("spawn"),
@@ -291,7 +292,7 @@ def run(pipeline, settings, log=print):
     log(f"[aft] {len(jobs)} fine-tuning runs to do, {pipeline.workers} at a time")
     for path, _ in jobs:
         path.parent.mkdir(parents=True, exist_ok=True)
-    pipeline.call_parallel([(command_line(kwargs), kwargs) for _, kwargs in jobs])
+    pipeline.call_parallel([(command_line(kwargs, pipeline), kwargs) for _, kwargs in jobs])
     for path, same in copies:
         shutil.copyfile(same, path)
         pipeline._note(f"# m = 0: {path} is a copy of {same}")

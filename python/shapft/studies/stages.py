@@ -4,7 +4,8 @@ command line parses and prints around them; `shapft reproduce` calls them direct
 
 Every function checks its inputs before any long computation, and every error is a
 ValueError (or FileNotFoundError, FileExistsError, ...) whose message names the
-command-line option that gave the bad value.
+command-line option that gave the bad value. Each one that runs a model takes the
+`device` it runs on (--device: auto, cpu, cuda, cuda:N, mps; models.device).
 """
 import dataclasses
 import math
@@ -26,9 +27,16 @@ def recording_path(path, option):
     return artifacts.existing_file(meta, option)
 
 
+def run_device(device):
+    """The torch.device of the --device value `device` (models.device.resolve: auto, cpu,
+    cuda, cuda:N, mps); one this machine lacks is refused naming --device."""
+    from ..models import device as model_device
+    return model_device.resolve(device, "--device")
+
+
 def load_model(path, option):
-    """The model file given for `option`; a missing or unloadable file is an error naming
-    the option."""
+    """The model file given for `option`, on the CPU (move it with .to(device)); a missing
+    or unloadable file is an error naming the option."""
     path = artifacts.existing_file(path, option)
     try:
         return model_file.load(path)
@@ -126,7 +134,7 @@ class Trained:
 def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patience=10, min_delta=0.0,
                      seed=0, checkpoint=None, resume=False, force=False, progress=True, log=None,
                      invalid_frames="skip", precision="fp32", noise_psr_db=None, adversarial=None,
-                     adversarial_psr_db=-20.0, adversarial_steps=10, trades_beta=6.0, init=None):
+                     adversarial_psr_db=-20.0, adversarial_steps=10, trades_beta=6.0, init=None, device="auto"):
     """Train `arch` on DATA/train (early stopping on DATA/val), export it with metadata to
     `out`, and write OUT.training.json and figures (curves; with DATA/test, accuracy vs
     SNR and confusion matrices). Resumable from `checkpoint` (default OUT.ckpt). Invalid
@@ -136,7 +144,8 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     validation frames that decide early stopping. adversarial: adversarial training
     (attacks.training.ROBUST_TRAINING: pgd_at, trades, fast_at) at adversarial_psr_db,
     its examples crafted against the model being trained. init: a model file of the
-    same architecture to start from (fine-tuning) instead of fresh weights."""
+    same architecture to start from (fine-tuning) instead of fresh weights. device: where
+    it trains (models.device); the weights are initialised on the CPU either way."""
     import torch
     from .. import models
     from ..learn import training
@@ -145,6 +154,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
 
     if arch not in model_file.ARCHITECTURES:
         raise ValueError(f"--arch {arch!r} is not one of {', '.join(model_file.ARCHITECTURES)}")
+    device = run_device(device)
     try:
         config = training.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                       min_delta=min_delta, seed=seed)
@@ -176,6 +186,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
             raise ValueError(f"--init {init}: its weights do not fit a {arch} "
                              f"({str(err).splitlines()[0]})") from None
         init_sha256 = start.sha256
+    model.to(device)
     if log:
         log(f"{arch}: {models.parameter_count(model):,} parameters; train {len(splits['train'])}, "
             f"val {len(splits['val'])} frames of {frame_length} samples")
@@ -275,7 +286,7 @@ def attack_options(method, steps=None, alpha=None):
 
 def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None, alpha=None,
                      targeted=False, target_class=None, labels="truth", batch_size=256, seed=0,
-                     force=False, progress=True, invalid_frames="skip", precision="fp32"):
+                     force=False, progress=True, invalid_frames="skip", precision="fp32", device="auto"):
     """Attack every valid frame of recording `data` against `model`; write the adversarial
     frames as OUT/<data's name>.sigmf-{meta,data}, keeping the annotations and recording
     the attack in the global `shapft:attack` field. Invalid frames (NaN, Inf, all zero)
@@ -299,7 +310,8 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
     if target_class is not None:
         class_index(target_class)
     options = attack_options(method, steps, alpha)
-    loaded = load_model(model, "--model")
+    device = run_device(device)
+    loaded = load_model(model, "--model").to(device)
     data_meta = recording_path(data, "--data")
     out_base = artifacts.writable_dir(out) / data_meta.name[: -len(recording.META_SUFFIX)]
     out_meta, out_data = recording.paths(out_base)
@@ -358,7 +370,7 @@ _UAP_OPTIONS = {"eps": "--eps", "psr_db": "--psr-db", "eps/psr_db": "--eps/--psr
 
 def uap_recording(model, data, out, eps=None, psr_db=None, norm="linf", epochs=5, batch_size=256,
                   step=None, random_shift=False, seed=0, precision="fp32", invalid_frames="skip",
-                  force=False, progress=True):
+                  force=False, progress=True, device="auto"):
     """What `shapft uap` does: attacks.universal.compute() for model file `model` on the
     valid frames of recording `data` (labelled with their true classes), saved to `out`
     with its provenance (core.perturbation_file), and the model's accuracy on those
@@ -370,7 +382,8 @@ def uap_recording(model, data, out, eps=None, psr_db=None, norm="linf", epochs=5
     from ..learn.metrics import model_accuracy
     from ..models import precision as precision_module
 
-    loaded = load_model(model, "--model")
+    device = run_device(device)
+    loaded = load_model(model, "--model").to(device)
     data_meta = recording_path(data, "--data")
     out = writable_output(out, "--out", force)
     source, check = read_recording(data_meta, "--data", loaded, invalid_frames)
@@ -399,7 +412,7 @@ def uap_recording(model, data, out, eps=None, psr_db=None, norm="linf", epochs=5
             "model_sha256": loaded.sha256, "data": data_meta.name,
             "data_sha256": artifacts.sha256_file(recording.paths(data_meta)[1]), "frames": len(source),
             "epochs": epochs, "batch_size": batch_size, "step": step_used, "seed": seed,
-            "precision": precision_module.resolve(precision), "mask_applied": mask_applied(loaded, length),
+            "precision": precision_module.resolve(precision, device.type), "mask_applied": mask_applied(loaded, length),
             "accuracy": accuracy, **check.as_json(), "command": command}
     info = perturbation_file.save(out, perturbation, info)
     return Computed(out, perturbation_file.Universal(perturbation, info), accuracy, check)
@@ -410,7 +423,8 @@ def uap_recording(model, data, out, eps=None, psr_db=None, norm="linf", epochs=5
 # --------------------------------------------------------------------------------------
 
 def evaluate_model(model, data, attack_list=(), steps=None, alpha=None, labels="truth", batch_size=256,
-                   seed=0, json_path=None, figure=None, progress=True, invalid_frames="skip", precision="fp32"):
+                   seed=0, json_path=None, figure=None, progress=True, invalid_frames="skip", precision="fp32",
+                   device="auto"):
     """Accuracy of `model` on the valid frames of recording `data`, as recorded and under
     each attack of `attack_list` crafted against the model itself: (method, eps) or
     (method, None, psr_db), the PSR converted with the method's norm at the recording's
@@ -436,7 +450,8 @@ def evaluate_model(model, data, attack_list=(), steps=None, alpha=None, labels="
     for path, option in ((json_path, "--json"), (figure, "--figure")):
         if path:
             writable_output(path, option)
-    loaded = load_model(model, "--model")
+    device = run_device(device)
+    loaded = load_model(model, "--model").to(device)
     meta = recording_path(data, "--data")
     rec, check = read_recording(meta, "--data", loaded, invalid_frames)
     module = classifier(loaded, rec.frame_length)
@@ -482,7 +497,7 @@ class Explained:
 
 def explain_recording(model, background, data, out, background_size=5000, nsamples=200, outputs="all",
                       output="softmax", alphas="shap", engine="vectorised", batch_size=None, seed=0,
-                      force=False, progress=True, invalid_frames="skip", precision="fp32"):
+                      force=False, progress=True, invalid_frames="skip", precision="fp32", device="auto"):
     """SHAP values (expected gradients) of every valid frame of `data` against a seeded
     random background of `background_size` valid frames of `background`, written to `out`
     (.npz). Invalid frames (NaN, Inf, all zero) are left out of both, so the values are
@@ -491,7 +506,8 @@ def explain_recording(model, background, data, out, background_size=5000, nsampl
     carries a mask is explained through its deletion on full-length frames."""
     from ..learn import explain
     from ..models import precision as model_precision
-    if engine == "shap" and model_precision.resolve(precision) != "fp32":
+    device = run_device(device)
+    if engine == "shap" and model_precision.resolve(precision, device.type) != "fp32":
         raise ValueError("--precision: the shap engine (the reference) runs in fp32; use --engine vectorised")
 
     for name, value in (("background-size", background_size), ("nsamples", nsamples),
@@ -501,7 +517,7 @@ def explain_recording(model, background, data, out, background_size=5000, nsampl
     if engine == "shap" and alphas != "shap":
         raise ValueError(f"--alphas {alphas} needs --engine vectorised (shap draws its alphas uniformly)")
     out = writable_output(out, "--out", force)
-    loaded = load_model(model, "--model")
+    loaded = load_model(model, "--model").to(device)
     background_rec, background_check = read_recording(background, "--background", loaded, invalid_frames)
     rec, check = read_recording(data, "--data", loaded, invalid_frames)
     if background_rec.frame_length != rec.frame_length:
@@ -528,7 +544,7 @@ def explain_recording(model, background, data, out, background_size=5000, nsampl
 
     start = time.perf_counter()
     if engine == "vectorised":
-        with model_precision.autocast(precision):
+        with model_precision.autocast(precision, device.type):
             result = explain.expected_gradients(
                 module, background_x, frames, outputs=explained, nsamples=nsamples, seed=seed,
                 output=output, alphas=alphas, batch_size=batch_size or explain.DEFAULT_BATCH_SIZE,
@@ -615,7 +631,7 @@ class FineTuned:
 
 def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epochs=50, patience=5,
                    evaluate=None, seed=0, force=False, progress=True, invalid_frames="skip", precision="fp32",
-                   stop=None, adversarial=None, steps=None):
+                   stop=None, adversarial=None, steps=None, device="auto"):
     """SHAP-FT fine-tuning (or a baseline: random, direct, at_fgsm), with adversarial
     fine-tuning when `adversarial` is fgsm or pgd (`steps`), of the original
     CNN-LSTM on the valid frames of `data`, exported with its mask; then, optionally, its
@@ -637,8 +653,9 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
     if steps is not None and steps < 1:
         raise ValueError(f"--steps: must be >= 1, got {steps}")
     name = finetune.method_name(method, adversarial)
+    device = run_device(device)
     out = writable_output(out, "--out", force)
-    loaded = load_model(model, "--model")
+    loaded = load_model(model, "--model").to(device)
     original = finetune.cnn_lstm_from(loaded)
     rec, data_check = read_recording(data, "--data", loaded, invalid_frames, through_mask=False)
     checks = {"--data": data_check}
