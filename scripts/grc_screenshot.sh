@@ -14,7 +14,7 @@ RUN=0
 if [ "${1:-}" = "--run" ]; then RUN=1; shift; fi
 GRC_FILE="${1:-$ROOT/examples/attack_defense.grc}"
 NAME="$(basename "${GRC_FILE%.grc}")"
-if ((RUN)); then PNG="${2:-$ROOT/docs/$NAME.png}" SCREEN=1400x900; else PNG="${2:-$ROOT/docs/${NAME}_grc.png}" SCREEN=1600x1000; fi
+if ((RUN)); then PNG="${2:-$ROOT/docs/$NAME.png}" SCREEN=1400x1000; else PNG="${2:-$ROOT/docs/${NAME}_grc.png}" SCREEN=1600x1000; fi
 mkdir -p "$ROOT/build"
 LOG="$ROOT/build/grc_screenshot.log"
 if ((RUN)); then PROGRAM="$(bash "$ROOT/scripts/grcc.sh" "$GRC_FILE")"; fi
