@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module of this package with two functions,
 `add_arguments(parser)` and `run(args)`. Modules are imported only when their
-command runs, so `shapft generate` never pays for importing torch.
+command runs, so `shapft generate` never pays for importing torch. A module whose
+command trains in several processes under torchrun (learn.distributed) says so with
+`TRAINS_IN_PROCESS_GROUPS = True`; the others refuse to run as several processes.
 """
 import argparse
 import importlib
@@ -70,6 +72,7 @@ def main(argv=None):
                                          formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(parser)
         args = parser.parse_args(argv[1:])
+        _check_launcher(name, module)
         with _one_line_warnings(name):
             result = module.run(args)
     except KeyboardInterrupt:
@@ -79,6 +82,17 @@ def main(argv=None):
         print(f"shapft {name}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def _check_launcher(name, module):
+    """Refuse a command started by torchrun as one of several processes that cannot share
+    its work: each copy would do all of it and write the same files."""
+    from ..learn import distributed
+    processes = distributed.environment()[0]
+    if processes > 1 and not getattr(module, "TRAINS_IN_PROCESS_GROUPS", False):
+        raise CommandError(f"started by torchrun as one of {processes} processes (WORLD_SIZE), but only "
+                           f"`shapft train` and `shapft finetune` train in several processes; run `shapft {name}` "
+                           "alone")
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

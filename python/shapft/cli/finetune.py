@@ -15,8 +15,13 @@ shapft this is SHAP-AFT's fine-tuning (arXiv 2509.15766); --method direct
 
 Invalid frames (a NaN or infinite sample, or all samples zero) of --data and
 --evaluate are left out and counted, or refused with --invalid-frames error.
+
+`torchrun --standalone --nproc_per_node N shapft finetune ...` fine-tunes with N
+processes, each on 1/N of every batch of 20 (N <= 10), as `shapft train` explains.
 """
 from . import common
+
+TRAINS_IN_PROCESS_GROUPS = True   # torchrun (learn.distributed)
 
 
 def add_arguments(parser):
@@ -52,6 +57,8 @@ def run(args):
         epochs=args.epochs, patience=args.patience, evaluate=args.evaluate, seed=args.seed,
         force=args.force, progress=not args.quiet, invalid_frames=args.invalid_frames, precision=args.precision,
         device=args.device)
+    if not done.main:   # under torchrun, rank 0 speaks for the group
+        return
     result = done.result
     print(f"{done.path}: {done.method}, frames of {done.frame_length} samples, best epoch "
           f"{result.best_epoch} of {result.epochs_run}, val accuracy {100 * result.best_val_acc:.1f}%")

@@ -28,10 +28,23 @@ instead of fresh weights.
 Invalid frames (a NaN or infinite sample, or all samples zero) of every split are left
 out and counted (MODEL.training.json: frames_invalid, invalid_frame_indices), or refused
 with --invalid-frames error.
+
+Several processes train one model when torchrun starts the command:
+  torchrun --standalone --nproc_per_node N shapft train ...
+Each process takes 1/N of every batch (--batch-size stays the whole batch, at least 2 N),
+their gradients are combined, every process validates 1/N of the val split and all take
+the same early-stopping decision; rank 0 alone writes the checkpoint and the model file
+(training.world_size: N). gloo on the CPU; with --device cuda (or auto on a GPU machine)
+each process uses its own GPU, cuda:LOCAL_RANK, with nccl. More nodes: the same command
+on each, with --nnodes and a --rdzv-endpoint they all reach. --resume continues a
+checkpoint with any number of processes.
 """
 import sys
 
 from . import common
+
+TRAINS_IN_PROCESS_GROUPS = True   # torchrun --nproc_per_node N shapft train ... (learn.distributed)
+
 
 def add_arguments(parser):
     from ..core.model_file import ARCHITECTURES
@@ -78,8 +91,9 @@ def run(args):
         noise_psr_db=args.noise_psr_db, adversarial=args.adversarial,
         adversarial_psr_db=args.adversarial_psr_db, adversarial_steps=args.adversarial_steps,
         trades_beta=args.trades_beta, init=args.init, device=args.device)
-    common.print_invalid([(check, f"{split} split") for split, check in trained.checks.items()])
-    _print_summary(trained.path, trained.result, trained.test_report)
+    if trained.main:   # under torchrun, rank 0 speaks for the group
+        common.print_invalid([(check, f"{split} split") for split, check in trained.checks.items()])
+        _print_summary(trained.path, trained.result, trained.test_report)
 
 
 def _print_summary(out, result, test_report):

@@ -10,6 +10,10 @@ A loss that crafts adversarial examples inside may simply call an `attacks.Attac
 attacks craft in eval mode and restore train mode before returning, so the update
 runs in train mode. Validation is always clean cross-entropy in eval mode, the
 early-stopping criterion.
+
+In a process group (learn.distributed: `torchrun ... shapft train`) the processes train
+one model, each on its shard of every batch, their gradients combined; every process
+takes the same steps and early-stopping decisions, and only rank 0 writes checkpoints.
 """
 import copy
 import dataclasses
@@ -23,6 +27,7 @@ import torch.nn.functional as F
 from ..core import artifacts
 from ..models import device as model_device
 from ..models import precision as model_precision
+from . import distributed
 
 CHECKPOINT_FORMAT = "shapft-checkpoint/1"
 
@@ -55,7 +60,8 @@ class TrainResult:
     stopped_early: bool
     resumed_from: int        # epochs already done when fit started (0: fresh run)
     precision: str = "fp32"  # what the forward passes ran in (models.precision)
-    device: str = "cpu"      # where it trained (models.device)
+    device: str = "cpu"      # where it trained (models.device; rank 0's in a process group)
+    world_size: int = 1      # processes that trained it together (learn.distributed)
 
     @property
     def epochs_run(self):
@@ -70,7 +76,7 @@ class TrainResult:
         return {"epochs_run": self.epochs_run, "best_epoch": self.best_epoch,
                 "best_val_loss": self.best_val_loss, "best_val_acc": self.best_val_acc,
                 "stopped_early": self.stopped_early, "seconds": round(self.seconds, 1),
-                "precision": self.precision, "device": self.device}
+                "precision": self.precision, "device": self.device, "world_size": self.world_size}
 
 
 def cross_entropy_loss(model, x, y):
@@ -91,32 +97,44 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     stay float32. It is not part of the checkpoint's identity: a run may resume in
     another precision. Training runs on the model's device (models.device): the frames
     stay on the CPU and go there a batch at a time; a run may resume on another device.
+    In a process group (learn.distributed) the processes share every batch; a run may
+    resume with another number of processes.
     """
     config = config or TrainConfig()
     device = model_device.of(model)
+    world = distributed.current()
+    check_shares(config.batch_size, world.size)
     precision = model_precision.resolve(precision, device.type)
     loss_fn = loss_fn or cross_entropy_loss
     x_train, y_train = _tensors(train_xy, "train_xy")
     x_val, y_val = _tensors(val_xy, "val_xy")
+    if len(x_train) < 2 * world.size and world.size > 1:
+        raise ValueError(f"train_xy: {len(x_train)} frames cannot be shared among {world.size} processes "
+                         "(at least 2 each)")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     shuffle = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
+    world.broadcast_weights(model)
     state = {"epoch": 0, "history": [], "best_state": copy.deepcopy(model.state_dict()),
              "best_epoch": 0, "best_val_loss": float("inf"), "best_val_acc": 0.0,
              "stale_epochs": 0, "stopped_early": False}
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     if checkpoint_path and checkpoint_path.exists():
         state = _load_checkpoint(checkpoint_path, model, optimizer, shuffle, config)
+    world.check_same(state["epoch"], device, f"checkpoint {checkpoint_path}: the processes found different "
+                     "checkpoints (every node must read the one rank 0 writes)")
     resumed_from = state["epoch"]
 
+    progress = progress and world.main
     bar = _progress_bar(progress, desc="epochs", unit="epoch", initial=state["epoch"], total=config.epochs)
     last_epoch = state["epoch"] if state["stopped_early"] else config.epochs   # a finished run stays finished
     for epoch in range(state["epoch"], last_epoch):
         start = time.perf_counter()
         train_loss, train_acc = _train_epoch(model, x_train, y_train, optimizer, loss_fn,
-                                             config.batch_size, shuffle, progress, precision, device)
+                                             config.batch_size, shuffle, progress, precision, device, world)
+        world.average_buffers(model)
         with model_precision.autocast(precision, device.type):
-            val_loss, val_acc = _validate(model, x_val, y_val, config.batch_size, device)
+            val_loss, val_acc = _validate(model, x_val, y_val, config.batch_size, device, world)
         state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                                  "val_loss": val_loss, "val_acc": val_acc,
                                  "seconds": time.perf_counter() - start})
@@ -127,7 +145,7 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
             state["stale_epochs"] += 1
             state["stopped_early"] = state["stale_epochs"] >= config.patience
         state["epoch"] = epoch + 1
-        if checkpoint_path:
+        if checkpoint_path and world.main:
             _save_checkpoint(checkpoint_path, model, optimizer, shuffle, config, state)
         if bar is not None:
             bar.set_postfix(loss=f"{train_loss:.3f}", val_loss=f"{val_loss:.3f}",
@@ -140,17 +158,27 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
 
     model.load_state_dict(state["best_state"])
     return TrainResult(state["history"], state["best_epoch"], state["best_val_loss"],
-                       state["best_val_acc"], state["stopped_early"], resumed_from, precision, str(device))
+                       state["best_val_acc"], state["stopped_early"], resumed_from, precision, str(device),
+                       world.size)
 
 
-def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress, precision, device):
+def check_shares(batch_size, processes):
+    """Refuse a batch size too small to share among `processes`: each needs at least two
+    frames of every batch (batch norm cannot normalise a single frame in train mode)."""
+    if processes > 1 and batch_size < 2 * processes:
+        raise ValueError(f"batch_size {batch_size} cannot be shared among {processes} processes: each needs "
+                         f"at least 2 frames of every batch, {2 * processes} in all")
+
+
+def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress, precision, device, world):
     model.train()
     order = torch.randperm(len(x), generator=shuffle)
     total_loss, correct, counted, seen = 0.0, 0, 0, 0
-    batches = _batches(order, batch_size)
+    batches = _batches(order, batch_size, 2 * world.size)
     bar = _progress_bar(progress, desc="batches", unit="batch", total=len(batches), leave=False)
     for batch in batches:
-        xb, yb = x[batch].to(device), y[batch].to(device)
+        shard = world.shard(batch)
+        xb, yb = x[shard].to(device), y[shard].to(device)
         # autocast per batch, never around an optimizer step: autocast keeps the bf16 copies
         # of the weights it casts until its outermost region ends, so within one region the
         # forward passes would keep using the weights of the first batch
@@ -159,39 +187,46 @@ def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress,
         loss, logits = out if isinstance(out, tuple) else (out, None)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        world.combine_gradients(model, len(shard), len(batch))
         optimizer.step()
-        total_loss += float(loss.detach()) * len(batch)
-        seen += len(batch)
+        total_loss += float(loss.detach()) * len(shard)
+        seen += len(shard)
         if logits is not None:
             correct += int((logits.detach().argmax(dim=1) == yb).sum())
-            counted += len(batch)
+            counted += len(shard)
         if bar is not None:
             bar.update()
     if bar is not None:
         bar.close()
+    total_loss, correct, counted, seen = world.sum([total_loss, correct, counted, seen], device)
     return total_loss / seen, (correct / counted if counted else None)
 
 
-def _batches(order, batch_size):
-    """Index batches of `order`; a last batch of one frame joins the previous one
-    (batch norm cannot normalise a single frame in train mode)."""
+def _batches(order, batch_size, smallest=2):
+    """Index batches of `order`; a last batch of fewer than `smallest` frames joins the
+    previous one (batch norm cannot normalise a single frame in train mode, and in a
+    process group of N each process needs two frames of every batch: smallest 2 N)."""
     starts = list(range(0, len(order), batch_size))
-    if len(starts) > 1 and len(order) - starts[-1] == 1:
+    if len(starts) > 1 and len(order) - starts[-1] < smallest:
         starts.pop()
     bounds = starts[1:] + [len(order)]
     return [order[a:b] for a, b in zip(starts, bounds)]
 
 
 @torch.no_grad()
-def _validate(model, x, y, batch_size, device):
+def _validate(model, x, y, batch_size, device, world):
+    """(mean loss, accuracy) over the frames; in a process group each process scores
+    every N-th frame and the sums are all-reduced: every process gets the same numbers."""
     model.eval()
+    x, y = world.shard(x), world.shard(y)
     total_loss, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
         logits = model(x[start:start + batch_size].to(device)).float()
         yb = y[start:start + batch_size].to(device)
         total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(dim=1) == yb).sum())
-    return total_loss / len(x), correct / len(x)
+    total_loss, correct, frames = world.sum([total_loss, correct, len(x)], device)
+    return total_loss / frames, correct / frames
 
 
 def _tensors(xy, name):

@@ -129,6 +129,7 @@ class Trained:
     result: object           # learn.training.TrainResult
     test_report: dict        # accuracy report on the test split, or None
     checks: dict             # {split: core.recording.FrameCheck}
+    main: bool = True        # False in the processes of a torchrun group but rank 0, which wrote nothing
 
 
 def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patience=10, min_delta=0.0,
@@ -145,19 +146,27 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     (attacks.training.ROBUST_TRAINING: pgd_at, trades, fast_at) at adversarial_psr_db,
     its examples crafted against the model being trained. init: a model file of the
     same architecture to start from (fine-tuning) instead of fresh weights. device: where
-    it trains (models.device); the weights are initialised on the CPU either way."""
+    it trains (models.device); the weights are initialised on the CPU either way.
+
+    Started by torchrun (learn.distributed), every process runs this and they train the
+    model together (on cpu with gloo, or each on its own GPU with nccl); rank 0 alone
+    logs, writes the checkpoint, the model file (its training.world_size records how
+    many trained it) and the rest, and the others return a Trained with main False."""
     import torch
     from .. import models
-    from ..learn import training
+    from ..learn import distributed, training
     from ..learn.metrics import HIGH_SNR_DB, accuracy_report, predict_logits
     from . import figures
 
     if arch not in model_file.ARCHITECTURES:
         raise ValueError(f"--arch {arch!r} is not one of {', '.join(model_file.ARCHITECTURES)}")
-    device = run_device(device)
+    device = distributed.process_device(device)
+    processes, rank, _ = distributed.environment()
+    log = log if rank == 0 else None
     try:
         config = training.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                       min_delta=min_delta, seed=seed)
+        training.check_shares(batch_size, processes)
     except ValueError as err:
         raise ValueError(f"--{str(err).replace('_', '-')}") from None
     out = writable_output(out, "--out", force)
@@ -207,8 +216,14 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
                                            adversarial_steps, trades_beta, seed)
         except ValueError as err:
             raise ValueError(f"--adversarial: {err}") from None
-    result = training.fit(model, _xy(splits["train"]), val_xy, config, loss_fn=loss_fn, precision=precision,
-                          checkpoint_path=checkpoint, progress=progress)
+    with distributed.process_group(device) as world:
+        if log and world.size > 1:
+            log(f"distributed training: {world.size} processes ({world.backend}), each on 1/{world.size} of "
+                f"every batch of {batch_size}")
+        result = training.fit(model, _xy(splits["train"]), val_xy, config, loss_fn=loss_fn, precision=precision,
+                              checkpoint_path=checkpoint, progress=progress)
+    if not world.main:
+        return Trained(out, result, None, checks, main=False)
 
     summary = {**result.summary(), "config": dataclasses.asdict(config),
                "frames_invalid": {name: check.counts() for name, check in checks.items()}}
@@ -627,6 +642,7 @@ class FineTuned:
     result: object           # learn.training.TrainResult
     evaluation: dict         # accuracy report on `evaluate`, or None
     checks: dict = None      # {"--data": FrameCheck, "--evaluate": FrameCheck (with evaluate)}
+    main: bool = True        # as Trained.main
 
 
 def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epochs=50, patience=5,
@@ -638,8 +654,9 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
     accuracy on the valid frames of the recording `evaluate` after deleting the same
     positions. Invalid frames (NaN, Inf, all zero) are left out and counted, or refused
     with invalid_frames="error". Setting the Event `stop` ends training with
-    KeyboardInterrupt (learn.finetune.finetune)."""
-    from ..learn import finetune, metrics
+    KeyboardInterrupt (learn.finetune.finetune). Under torchrun the processes fine-tune
+    together and rank 0 alone writes, as train_classifier says."""
+    from ..learn import distributed, finetune, metrics
 
     if method not in finetune.METHODS:
         raise ValueError(f"--method {method!r} is not one of {', '.join(finetune.METHODS)}")
@@ -653,7 +670,7 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
     if steps is not None and steps < 1:
         raise ValueError(f"--steps: must be >= 1, got {steps}")
     name = finetune.method_name(method, adversarial)
-    device = run_device(device)
+    device = distributed.process_device(device)
     out = writable_output(out, "--out", force)
     loaded = load_model(model, "--model").to(device)
     original = finetune.cnn_lstm_from(loaded)
@@ -687,11 +704,14 @@ def finetune_model(model, data, out, method="shapft", mask=None, eps=None, epoch
 
     keep = masks.keep_positions(chosen) if chosen else None
     steps = steps or finetune.AFT_PGD_STEPS
-    network, result = finetune.finetune(original, rec.model_input(), rec.labels, rec.snr_db, method,
-                                        keep=keep, eps=eps, seed=seed, epochs=epochs, patience=patience,
-                                        progress=progress, precision=precision, stop=stop,
-                                        adversarial=adversarial, steps=steps)
     length = len(keep) if keep is not None else loaded.frame_length
+    with distributed.process_group(device) as world:
+        network, result = finetune.finetune(original, rec.model_input(), rec.labels, rec.snr_db, method,
+                                            keep=keep, eps=eps, seed=seed, epochs=epochs, patience=patience,
+                                            progress=progress, precision=precision, stop=stop,
+                                            adversarial=adversarial, steps=steps)
+    if not world.main:
+        return FineTuned(out, name, length, result, None, checks, main=False)
     command = artifacts.command_line(
         "finetune", ("--model", model), ("--data", data), ("--out", out), ("--method", method),
         ("--mask", mask), ("--adversarial", adversarial), ("--steps", steps if adversarial == "pgd" else None),
