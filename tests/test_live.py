@@ -95,6 +95,7 @@ def test_record_refuses_bad_options(args, option, tmp_path, shapft):
     (["--hop", "-3"], "--hop"),
     (["--frequency-shift", "600e3"], "--frequency-shift"),
     (["--gate-db", "2", "--no-gate"], "--gate-db"),
+    (["--device", "cuda:7"], "--device"),
 ])
 def test_classify_refuses_bad_options(args, option, recorded, shapft):
     base = ["--model", MODEL] + ([] if "--recording" in args else ["--recording", recorded])

@@ -32,6 +32,7 @@ def add_arguments(parser):
                         help="--reference: frames per class; 0 = as many as the recording gave (default 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     common.add_seed(parser, default=0)
+    common.add_device(parser)
 
 
 def run(args):
@@ -44,7 +45,8 @@ def run(args):
         raise CommandError(f"--reference-frames: must be >= 0, got {args.reference_frames}")
     try:
         info = stream_recording.read_info(args.recording, "--recording")
-        result = live.classify_recording(args.recording, args.model, args.frequency_shift, args.hop, gate_db)
+        result = live.classify_recording(args.recording, args.model, args.frequency_shift, args.hop, gate_db,
+                                         device=args.device)
     except ValueError as err:   # the blocks name their parameters; say which option it was
         raise CommandError(_option_named(str(err))) from None
     gate = "off" if gate_db is None else f"{gate_db:g} dB"
@@ -62,7 +64,7 @@ def run(args):
         if not classes:
             raise CommandError("--reference: the recording has no labelled frames to compare")
         frames = args.reference_frames or max(count for count, _ in result["per_class"].values())
-        reference = live.reference_accuracy(args.model, classes, float(snr), frames, args.seed)
+        reference = live.reference_accuracy(args.model, classes, float(snr), frames, args.seed, device=args.device)
         print(f"reference: channel_model_source at {snr:g} dB, {frames} frames per class: "
               f"accuracy {100 * reference['accuracy']:.1f}%")
     if result["per_class"]:
@@ -96,6 +98,7 @@ def _finite(value):
 def _option_named(text):
     """A block's 'parameter: problem' as the option a user typed."""
     names = {"recording_path": "--recording", "model_path": "--model", "frequency_shift": "--frequency-shift",
+             "device": "--device",
              "hop": "--hop", "gate_db": "--gate-db", "samp_rate": "--recording (its sample rate)"}
     name, _, rest = text.partition(": ")
     return f"{names[name]}: {rest}" if name in names else text

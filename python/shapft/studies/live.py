@@ -108,10 +108,10 @@ def write_recording(base, modulations, snr_db, sample_rate, offset_hz, seconds_p
     return stream_recording.write(base, samples, sample_rate, segments, description, info, overwrite)
 
 
-def _sink_after(tb, source, model_path, batch_size):
+def _sink_after(tb, source, model_path, batch_size, device):
     """classifier_sink fed by `source` (frames of the model's full length), through the
     model's negative-point mask when it carries one."""
-    sink = classifier_sink(model_path, batch_size=batch_size, publish=False)
+    sink = classifier_sink(model_path, batch_size=batch_size, publish=False, device=device)
     if model_file.read_metadata(model_path).get("mask"):
         mask = negative_point_mask(model_path)
         tb.connect(source, mask, sink)
@@ -127,7 +127,7 @@ def per_class(confusion, classes):
 
 
 def classify_recording(recording_path, model_path, frequency_shift=0.0, hop=0,
-                       gate_db=framing.DEFAULT_GATE_DB, batch_size=256):
+                       gate_db=framing.DEFAULT_GATE_DB, batch_size=256, device="auto"):
     """Play a recording through stream_framer into classifier_sink (a live flowgraph
     with a file for a radio). Returns the framer's counts, the sink's summary and
     per-class accuracy over the labelled frames."""
@@ -136,7 +136,7 @@ def classify_recording(recording_path, model_path, frequency_shift=0.0, hop=0,
                            hop=hop, gate_db=gate_db)
     tb = gr.top_block()
     tb.connect(source, framer)
-    sink = _sink_after(tb, framer, model_path, batch_size)
+    sink = _sink_after(tb, framer, model_path, batch_size, device)
     tb.run()
     errors = framer.errors() + sink.errors()
     if errors:
@@ -149,7 +149,7 @@ def classify_recording(recording_path, model_path, frequency_shift=0.0, hop=0,
             "per_class": per_class(sink.confusion_matrix(), sink.classes)}
 
 
-def reference_accuracy(model_path, modulations, snr_db, frames_per_class, seed, batch_size=256):
+def reference_accuracy(model_path, modulations, snr_db, frames_per_class, seed, batch_size=256, device="auto"):
     """Per-class accuracy on frames of the same classes straight from channel_model_source
     at `snr_db`: what a recording's verdicts are compared with. The frames come from
     chains_for(frames_per_class) channels per class, REFERENCE_CHAINS per flowgraph
@@ -166,7 +166,7 @@ def reference_accuracy(model_path, modulations, snr_db, frames_per_class, seed, 
                                           seed=int(seeds[runs] >> 1), chains_per_setting=chains_for(frames),
                                           output_buffer=1024)
             tb = gr.top_block()
-            sink = _sink_after(tb, source, model_path, batch_size)
+            sink = _sink_after(tb, source, model_path, batch_size, device)
             tb.run()
             confusion += sink.confusion_matrix()
             left -= frames
