@@ -17,6 +17,7 @@ from gnuradio import analog, blocks, filter, gr, gr_unittest
 from gnuradio.shapft import sigmf_source, stream_framer
 from gnuradio.shapft.blocks import transmitters
 from gnuradio.shapft.core import framing, stream_recording
+from gnuradio.shapft.core.radioml_import import normalise_power
 import shapft_testing
 
 
@@ -56,7 +57,7 @@ class qa_stream_framer(gr_unittest.TestCase):
         samples = noise(128 * 10 + 50, seed=1) * 3.0
         frames, sink = run(samples, stream_framer(gate_db=None))
         self.assertEqual(frames.shape, (10, 128))
-        expected = framing.unit_power(samples[:1280].reshape(10, 128))
+        expected = normalise_power(samples[:1280].reshape(10, 128))
         np.testing.assert_allclose(frames, expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(np.mean(np.abs(frames) ** 2, axis=1), 1.0, rtol=1e-5)
         indices = tags_by_key(sink, "sample_index")
@@ -71,7 +72,7 @@ class qa_stream_framer(gr_unittest.TestCase):
             self.assertEqual(len(frames), count, f"hop {hop}")
             starts = [pmt.to_uint64(v) for _, v in sorted(tags_by_key(sink, "sample_index").items())]
             self.assertEqual(starts, [hop * i for i in range(count)], f"hop {hop}")
-            np.testing.assert_allclose(frames[-1], framing.unit_power(samples[None, starts[-1]:starts[-1] + 128])[0],
+            np.testing.assert_allclose(frames[-1], normalise_power(samples[None, starts[-1]:starts[-1] + 128])[0],
                                        rtol=1e-5, atol=1e-6)
             self.assertEqual((framer.frames_cut(), framer.frames_passed(), framer.frames_gated()), (count, count, 0))
 
@@ -88,7 +89,7 @@ class qa_stream_framer(gr_unittest.TestCase):
             at_model_rate = np.array(resampled.data(), dtype=np.complex64)
             starts = framing.frame_starts(0, len(at_model_rate), 128, 128, 10 ** 6)
             self.assertEqual(len(frames), len(starts), samp_rate)
-            expected = framing.unit_power(at_model_rate[starts[:, None] + np.arange(128)])
+            expected = normalise_power(at_model_rate[starts[:, None] + np.arange(128)])
             # atol: GNU Radio's FIR filters round differently with their buffers' alignment
             np.testing.assert_allclose(frames, expected, rtol=1e-4, atol=1e-4)
             # sample_index: the input sample at the frame's first sample, less the filter's delay

@@ -5,6 +5,7 @@ import pmt
 from gnuradio import blocks, filter, gr
 
 from ..core import framing, model_file, params
+from ..core.radioml_import import normalise_power
 from ..core.radioml import FRAME_LENGTH, LABEL_TAG_KEY, SAMPLE_RATE_HZ, SNR_TAG_KEY
 from .guard import ErrorLog, QuietBuffers
 from .tags import LABEL_TAG, SNR_TAG
@@ -93,7 +94,7 @@ class frame_cutter(QuietBuffers, gr.basic_block):
             if SNR_TAG_KEY in self.in_force:
                 self.add_item_tag(0, offset, SNR_TAG, self.in_force[SNR_TAG_KEY])
             produced += 1
-        out[:produced] = framing.unit_power(out[:produced])
+        out[:produced] = normalise_power(out[:produced])
         self.cut += len(starts)
         self.passed += produced
         self.invalid += int(invalid.sum())

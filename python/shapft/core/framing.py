@@ -1,6 +1,7 @@
 """From a complex stream to the frames the classifiers take (stream_framer's library):
 the resampling ratio to the model's rate, frame starts for a hop, per-frame unit power,
-and the energy gate that keeps silence and empty channels away from the classifier.
+and the energy gate that keeps silence and empty channels away from the classifier
+(unit power per frame: radioml_import.normalise_power, as for imported datasets).
 
 The gate compares a frame's power with a running estimate of the noise floor. The
 floor is estimated in the frequency domain, so a signal that never pauses does not
@@ -69,13 +70,6 @@ def frame_starts(next_start, available_end, hop, frame_length, limit):
         return np.zeros(0, dtype=np.int64)
     count = min(limit, (available_end - frame_length - next_start) // hop + 1)
     return next_start + hop * np.arange(count, dtype=np.int64)
-
-
-def unit_power(frames):
-    """Frames [N, L] scaled to unit average power per complex sample (the models' input
-    convention); all-zero frames stay zero."""
-    power = np.mean(frames.real ** 2 + frames.imag ** 2, axis=1, keepdims=True)
-    return (frames / np.sqrt(np.where(power > 0, power, 1.0))).astype(np.complex64)
 
 
 class NoiseFloorGate:
