@@ -519,6 +519,18 @@ class qa_classifier_sink(gr_unittest.TestCase):
                 self.assertEqual(cpu_messages, default_messages)
                 self.assertEqual((default.results()["device"], cpu.results()["device"]), ("cpu", "cpu"))
 
+    def test_020_smoothing_noise_does_not_depend_on_batching(self):
+        # Each frame's noise comes from the seed and its frame number: batches of 7 on one
+        # worker and of 32 on two give the same votes for every frame.
+        model_path = shapft_testing.write_model(self.path("m.pt"), "transformer_compact")
+        frames = shapft_testing.random_frames(100, seed=12)
+        runs = [self.run_sink(frames, model_path, batch_size=batch_size, num_threads=threads,
+                              smoothing_psr_db=-20, smoothing_samples=8, seed=3)[1]
+                for batch_size, threads in ((7, 1), (32, 2))]
+        self.assertEqual(len(runs[0]), 100)
+        self.assertEqual(runs[0], runs[1])
+        self.assertLess(sum(m["confidence"] for m in runs[0]), 100)   # the noise does change votes
+
 
 if __name__ == '__main__':
     gr_unittest.run(qa_classifier_sink)

@@ -46,8 +46,8 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
     test at `smoothing_alpha` (learn.smoothing, Cohen et al.'s PREDICT; `shapft certify`
     measures what that guarantees). Abstained frames are counted apart from errors
     (frames_abstained(); in = scored + invalid + dropped + abstained) and their message
-    says abstained = true; confidence is the majority's share of the samples. The noise
-    of each batch is drawn from `seed` and the batch's first frame number.
+    says abstained = true; confidence is the majority's share of the samples. Each
+    frame's noise is drawn from `seed` and the frame's number in the stream.
 
     `precision` bf16 runs TorchScript models only: an ONNX model runs in float32, and is
     refused with bf16; `auto` means fp32 for it.
@@ -186,21 +186,27 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
         return results, classify
 
     def _smoothed(self, inputs, results, first_frame):
-        """The smoothed classification of a batch (its noise drawn from the seed and the
-        batch's first frame number, whichever worker runs it)."""
+        """The smoothed classification of a batch; each frame's noise is drawn from the
+        seed and its absolute frame number, so it does not depend on how GNU Radio's
+        work() windows or the workers split the stream."""
         settings = self.smoothing
 
         def classify(index):
-            start = index.start if isinstance(index, slice) else int(index[0])
-            generator = torch.Generator().manual_seed(int(np.random.SeedSequence(
-                [self.seed, first_frame + start]).generate_state(1)[0]))
-            counts = smoothing.class_counts(self.model.module, inputs[index], settings["sigma"], settings["samples"],
-                                            len(self.classes), generator, settings["samples"], self.precision)
+            positions = np.arange(len(inputs))[index]
+            counts = np.stack([smoothing.class_counts(
+                self.model.module, inputs[position:position + 1], settings["sigma"], settings["samples"],
+                len(self.classes), self._frame_generator(first_frame + position), settings["samples"],
+                self.precision)[0] for position in positions])
             results["predicted"][index] = smoothing.predict_from_counts(counts, settings["alpha"])
             results["confidence"][index] = counts.max(axis=1) / settings["samples"]
             results["probabilities"][index] = counts / settings["samples"]
 
         return classify
+
+    def _frame_generator(self, frame_number):
+        """The noise generator of one frame of the stream."""
+        return torch.Generator().manual_seed(int(np.random.SeedSequence(
+            [self.seed, int(frame_number)]).generate_state(1)[0]))
 
     def _publish(self, frame_index, predicted, confidence, label, snr, reason):
         """One frame's message on `classification`."""
