@@ -39,7 +39,7 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=int, default=2,
                         help="parallel processes for data generation and fine-tuning (default 2)")
     parser.add_argument("--until", choices=["data", "train", "attack", "explain", "mask", "finetune",
-                                            "evaluate", "robustness", "aft", "distill", "report"],
+                                            "evaluate", "aft", "robustness", "distill", "report"],
                         help="stop after this stage")
     parser.add_argument("--aft", action="store_true",
                         help="also run the SHAP-AFT ablation (added to a finished run, it redoes only the report)")

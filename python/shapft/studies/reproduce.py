@@ -2,8 +2,8 @@
 as a resumable sequence of stages, each calling the library functions behind the
 `shapft` commands (studies.stages); OUT/commands.log lists the equivalent commands.
 
-Stages: data -> train -> attack -> explain -> mask -> finetune -> evaluate -> robustness
--> distill -> report. A finished stage is recorded in OUT/stages.json and skipped on the next run;
+Stages: data -> train -> attack -> explain -> mask -> finetune -> evaluate -> aft ->
+robustness -> distill -> report. A finished stage is recorded in OUT/stages.json and skipped on the next run;
 inside a stage every artifact is written atomically and an existing one is not
 redone, so an interrupted run resumes where it stopped. The distill stage runs only
 with `distill=True` (hours on 2 cores); adding it (or the robustness stage, to a run
@@ -20,7 +20,9 @@ from ..core import artifacts, masks, shipped
 from . import stages
 from .jobs import run as run_in_workers
 
-STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "robustness", "aft", "distill",
+# aft before robustness: the ablation needs only the fine-tuning stage's models and masks, and
+# the leaderboard is the longest stage, so `--aft --until aft` answers the ablation first
+STAGES = ("data", "train", "attack", "explain", "mask", "finetune", "evaluate", "aft", "robustness", "distill",
           "report")
 OPTIONAL_STAGES = {"aft": "--aft", "distill": "--distill"}   # run only when asked
 
