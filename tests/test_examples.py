@@ -58,9 +58,10 @@ def test_grcc_sh_usage(tmp_path):
     assert result.returncode == 2 and "no such flowgraph" in result.stderr
 
 
-def test_attack_defense_runs_headless(tmp_path):
+@pytest.mark.parametrize("defence, defence_name", [("robust", "the robust model"), ("shapft", "SHAP-FT")])
+def test_attack_defense_runs_headless(defence, defence_name, tmp_path):
     result = grcc_sh(SOURCE / "examples" / "attack_defense.grc", tmp_path,
-                     ["--num-frames", "440", "--eps", "0.05"])
+                     ["--num-frames", "440", "--eps", "0.05", "--defence", defence])
     assert result.returncode == 0, result.stdout + result.stderr
     rows = dict(re.findall(r"^(clean|attacked|defended)\s+(\d+ +\d+ +\d+ +[\d.]+%)$", result.stdout, re.M))
     assert set(rows) == {"clean", "attacked", "defended"}, result.stdout
@@ -70,6 +71,11 @@ def test_attack_defense_runs_headless(tmp_path):
     accuracy = {name: float(row.split()[3].rstrip("%")) for name, row in rows.items()}
     # The shipped original classifies clean frames far above chance (9%) and FGSM hurts it.
     assert accuracy["clean"] > 50 and accuracy["attacked"] < accuracy["clean"]
+    # the defended branch runs the chosen defence, and the report names it
+    recovered = re.findall(rf"^{defence_name} recovers ([+-][\d.]+) points of the ([\d.]+) the attack took$",
+                           result.stdout, re.M)
+    assert len(recovered) == 1, result.stdout
+    assert float(recovered[0][0]) == pytest.approx(accuracy["defended"] - accuracy["attacked"], abs=0.11)
     # The attack detector on each branch: every frame scored; it flags attacked frames far more
     # often than clean ones (calibrated for 5 % false alarms; measured 5.2 % and 22.0 %)
     alarms = {branch: (float(rate), int(n)) for branch, rate, n in re.findall(
@@ -90,8 +96,9 @@ def assert_refuses(result, program, eps):
 
 @pytest.mark.parametrize("eps", ["0.3", "0.06"])
 def test_attack_defense_refuses_an_eps_without_a_shipped_model(eps, tmp_path):
-    # `bash scripts/demo.sh --eps 0.3` runs exactly this.
-    result = grcc_sh(SOURCE / "examples" / "attack_defense.grc", tmp_path, ["--eps", eps], timeout=300)
+    # `bash scripts/demo.sh --defence shapft --eps 0.3` runs exactly this.
+    result = grcc_sh(SOURCE / "examples" / "attack_defense.grc", tmp_path, ["--defence", "shapft", "--eps", eps],
+                     timeout=300)
     assert_refuses(result, "attack_defense", eps)
 
 
@@ -108,14 +115,23 @@ def with_parameter(flowgraph, name, value, out_dir):
 def test_attack_defense_with_eps_set_in_the_flowgraph_refuses(tmp_path):
     # The eps parameter set to 0.06 in Companion: it compiles, and refuses to run.
     flowgraph = with_parameter(SOURCE / "examples" / "attack_defense.grc", "eps", "0.06", tmp_path)
-    result = grcc_sh(flowgraph, tmp_path, [], timeout=300)
+    result = grcc_sh(flowgraph, tmp_path, ["--defence", "shapft"], timeout=300)
     assert_refuses(result, "attack_defense", "0.06")
 
 
 def test_gui_example_refuses_an_eps_without_a_shipped_model(tmp_path):
-    result = grcc_sh(SOURCE / "examples" / "attack_defense_gui.grc", tmp_path, ["--shapft-eps", "0.06"],
+    result = grcc_sh(SOURCE / "examples" / "attack_defense_gui.grc", tmp_path, ["--defence", "shapft", "--shapft-eps", "0.06"],
                      timeout=300, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
     assert_refuses(result, "attack_defense_gui", "0.06")
+
+
+@pytest.mark.parametrize("flowgraph", ["attack_defense.grc", "attack_defense_gui.grc"])
+def test_attack_defense_refuses_an_unknown_defence(flowgraph, tmp_path):
+    result = grcc_sh(SOURCE / "examples" / flowgraph, tmp_path, ["--defence", "adversarial"], timeout=300,
+                     QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    program = flowgraph.removesuffix(".grc")
+    assert result.stderr.strip().splitlines()[-1] == f"{program}: --defence must be robust or shapft, got 'adversarial'"
 
 
 def test_gui_example_runs_offscreen(tmp_path):

@@ -65,6 +65,12 @@ class qa_negative_point_mask(gr_unittest.TestCase):
         expected[:, DROP] = 0
         np.testing.assert_array_equal(out, expected)
 
+    def test_002b_off_passes_frames_and_tags_unchanged(self):
+        out, tags = self.run_mask(self.mask_path, "off")
+        np.testing.assert_array_equal(out, self.frames)
+        snr_tags = [(t.offset, pmt.to_double(t.value)) for t in tags if pmt.symbol_to_string(t.key) == "snr_db"]
+        self.assertEqual(snr_tags, [(i, float(i)) for i in range(37)])
+
     def test_003_mask_from_a_shapft_model_file(self):
         mask = masks.load(self.mask_path)
         model_path = os.path.join(self.dir.name, "shapft_model.pt")
@@ -107,7 +113,7 @@ class qa_negative_point_mask(gr_unittest.TestCase):
             negative_point_mask(None)
         with self.assertRaisesRegex(ValueError, "^mask_path: must be a file path, got an empty one"):
             negative_point_mask("")
-        with self.assertRaisesRegex(ValueError, "^mode: None is not one of drop, zero"):
+        with self.assertRaisesRegex(ValueError, "^mode: None is not one of drop, zero, off$"):
             negative_point_mask(self.mask_path, None)
 
     def test_006_work_error_reported_frames_zeroed_others_run(self):

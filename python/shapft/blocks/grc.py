@@ -40,10 +40,10 @@ def shipped_model(name):
     return shipped.model(name)
 
 
-def demo_report(clean, attacked, defended, injector, detectors=()):
+def demo_report(clean, attacked, defended, injector, detectors=(), defence="SHAP-FT"):
     """A table of the three classifier sinks' accuracies (clean, attacked, defended),
     the attack detectors' alarm rates (detectors: (on the clean branch, on the attacked
-    branch)), then any errors the blocks reported."""
+    branch)), then any errors the blocks reported. `defence` names the defended branch."""
     attack = injector.attack
     lines = [f"gr-shapft attack/defence demo: {attack.describe()}",
              f"{'branch':<10} {'frames in':>9} {'scored':>7} {'invalid':>7} {'accuracy':>9}"]
@@ -55,7 +55,7 @@ def demo_report(clean, attacked, defended, injector, detectors=()):
     recovered = defended.accuracy() - attacked.accuracy()
     lost = clean.accuracy() - attacked.accuracy()
     if lost > 0:
-        lines.append(f"SHAP-FT recovers {100 * recovered:+.1f} points of the {100 * lost:.1f} the attack took")
+        lines.append(f"{defence} recovers {100 * recovered:+.1f} points of the {100 * lost:.1f} the attack took")
     named_detectors = list(zip(("clean", "attacked"), detectors))
     for branch, detector in named_detectors:
         rate = detector.alarm_rate()

@@ -8,14 +8,18 @@ from .guard import ErrorLog, QuietBuffers
 # GNU Radio's default buffer holds ~32 frames: a classifier sink downstream would
 # classify in batches that small. GRC's Min Output Buffer, when set, overrides it.
 MIN_OUTPUT_FRAMES = 1024
+# 'off' passes frames unchanged: a flowgraph can switch the deletion off (e.g. when the
+# classifier after it is an adversarially trained model, not a SHAP-FT one) without rewiring
+BLOCK_MODES = (*masks.MODES, "off")
 
 
 class negative_point_mask(QuietBuffers, gr.sync_block):
-    """Delete (mode 'drop') or zero (mode 'zero') the negative points of each frame.
+    """Delete (mode 'drop') or zero (mode 'zero') the negative points of each frame, or
+    pass frames unchanged (mode 'off').
 
     `mask_path` is a mask JSON written by `shapft mask`, or a SHAP-FT model file, whose
     metadata carries the mask it was fine-tuned with. Input: vectors of the mask's
-    frame length (128); output: vectors of 128 - m (drop) or 128 (zero). Tags pass
+    frame length (128); output: vectors of 128 - m (drop) or 128 (zero, off). Tags pass
     through on the same frame. An error while running never stops the flowgraph: it
     is logged and reported (errors()), and from then on frames leave as all-zero
     frames (frames_dropped()), which a classifier sink counts as invalid.
@@ -23,7 +27,7 @@ class negative_point_mask(QuietBuffers, gr.sync_block):
 
     def __init__(self, mask_path, mode="drop"):
         mask_path = params.file_path(mask_path, "mask_path")
-        mode = params.choice(mode, "mode", masks.MODES)
+        mode = params.choice(mode, "mode", BLOCK_MODES)
         try:
             self.mask = masks.load(mask_path)
         except (FileNotFoundError, ValueError) as err:
@@ -48,6 +52,8 @@ class negative_point_mask(QuietBuffers, gr.sync_block):
             try:
                 if self.mode == "drop":
                     out[:] = frames[:, self.keep]
+                elif self.mode == "off":
+                    out[:] = frames
                 else:
                     out[:] = frames
                     out[:, self.drop] = 0
