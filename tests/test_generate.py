@@ -26,8 +26,12 @@ def test_tiny_preset_splits(tiny, split, total, per_class):
     handle = sigmf.fromfile(str(meta))        # verifies core:sha512 against the data
     handle.validate()
     annotations = handle.get_annotations()
-    assert len(annotations) == total
-    assert all(a["core:sample_count"] == 128 for a in annotations)
+    # one annotation per run of consecutive frames of one class and SNR, back to back
+    counts = [a["core:sample_count"] for a in annotations]
+    assert all(count % 128 == 0 for count in counts) and sum(counts) == 128 * total
+    assert [a["core:sample_start"] for a in annotations] == np.cumsum([0] + counts[:-1]).tolist()
+    assert all((a["core:label"], a["shapft:snr_db"]) != (b["core:label"], b["shapft:snr_db"])
+               for a, b in zip(annotations, annotations[1:]))
     assert {"name": "shapft", "version": "1.0.0", "optional": True} in handle.get_global_field("core:extensions")
     data = recording.read(meta)
     assert data.info["generator"]["snr_convention"] == "physical"

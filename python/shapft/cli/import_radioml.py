@@ -9,11 +9,12 @@ Formats (detected from the file, or given with --format):
             AM-DSB, AM-SSB-SC -> AM-SSB), each 1024-sample frame is cut into eight of 128;
             the other classes are counted and reported.
 
-Every frame is rescaled to unit average power. The frames are split at random,
+Every frame is rescaled to unit average power. The data is split at random,
 stratified by class and SNR, into OUT/train, OUT/val and OUT/test (--split).
+RML2018.01a is split by source row: the eight frames cut from one capture stay in one
+split, so no capture is in two. An RML2018.01a file is streamed (read a chunk of rows at
+a time, each split's recording written as it goes): memory stays bounded whatever its size.
 """
-import numpy as np
-
 from . import common
 from ..core.radioml import CLASSES
 
@@ -24,11 +25,13 @@ def add_arguments(parser):
     parser.add_argument("--format", choices=["auto", "rml2016a", "rml2018a"], default="auto",
                         help="the file's format (default auto: detected from its first bytes)")
     parser.add_argument("--split", default="0.6,0.2,0.2", metavar="TRAIN,VAL,TEST",
-                        help="fractions of each (class, SNR) for train, val and test (default 0.6,0.2,0.2)")
+                        help="fractions of each (class, SNR) for train, val and test (default 0.6,0.2,0.2); "
+                             "RML2018.01a is split by source row, a capture's eight frames in one split")
     parser.add_argument("--class-order", choices=["paper", "classes-txt"], default="paper",
                         help="RML2018.01a only: how to read Y's columns (default: the dataset paper's order)")
     common.add_seed(parser)
     parser.add_argument("--force", action="store_true", help="overwrite existing recordings")
+    common.add_quiet(parser)
 
 
 def run(args):
@@ -38,14 +41,15 @@ def run(args):
     except ValueError:
         raise common.CommandError(f"--split {args.split!r}: expected three numbers like 0.6,0.2,0.2") from None
     done = radioml_import.import_file(args.input, args.out, fmt=args.format, fractions=fractions,
-                                      class_order=args.class_order, seed=args.seed, force=args.force)
+                                      class_order=args.class_order, seed=args.seed, force=args.force,
+                                      progress=not args.quiet)
     for name, part in done.parts.items():
         if part is None:
             print(f"  {name}: no frames at fraction {fractions[list(done.parts).index(name)]:g}, not written")
             continue
-        classes = ", ".join(CLASSES[i] for i in np.unique(part.labels))
-        print(f"  {recording.paths(done.out / name)[0]}: {len(part)} frames, "
-              f"{len(np.unique(part.snr_db))} SNRs, classes {classes}")
+        classes = ", ".join(CLASSES[i] for i in part.classes)
+        print(f"  {recording.paths(done.out / name)[0]}: {part.frames} frames, "
+              f"{len(part.snrs)} SNRs, classes {classes}")
     report = done.report
     print(f"{report['source']}: {report['frames_in']} frames read, {done.frames} frames written")
     for name, count in report["skipped"].items():

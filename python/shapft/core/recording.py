@@ -1,12 +1,20 @@
 """Frame recordings as SigMF (docs/formats.md).
 
 A recording is one `.sigmf-data` of cf32_le frames back to back and a `.sigmf-meta`
-with one annotation per frame (`core:sample_start`, `core:sample_count`, `core:label`
-= class name, `shapft:snr_db`). Files of one split share a base name:
+whose annotations each cover a run of consecutive frames of one class and SNR
+(`core:sample_start`, `core:sample_count` = k frames of `shapft:frame_length`
+samples, `core:label` = class name, `shapft:snr_db`); recordings written with one
+annotation per frame read the same. Files of one split share a base name:
 `DIR/<split>.sigmf-meta` + `DIR/<split>.sigmf-data`.
+
+`read` loads every frame (a Recording). `open_frames` checks the data file in one
+streamed pass and then reads frames a batch at a time (a FrameFile), so a recording of
+any size is trained on, evaluated or attacked in bounded memory; both answer
+`batch(index)` with model input. `writer` writes a recording as its frames come.
 """
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -65,6 +73,18 @@ class Recording:
 
     def subset(self, index):
         return Recording(self.frames[index], self.labels[index], self.snr_db[index], dict(self.info))
+
+    def read_frames(self, index):
+        """complex64 [n, L]: the frames at `index` (integer indices)."""
+        return self.frames[np.asarray(index, dtype=np.int64)]
+
+    def batch(self, index):
+        """float32 [n, 2, L]: model input of the frames at `index` (as FrameFile.batch)."""
+        return to_model_input(self.read_frames(index))
+
+    def validity(self):
+        """frame_validity of the frames."""
+        return frame_validity(self.frames)
 
 
 # --- invalid frames: one rule for the blocks (blocks/runtime.py) and every command ------
@@ -139,7 +159,8 @@ class FrameCheck:
 
 
 def check_frames(rec, policy="skip", source="recording"):
-    """The valid frames of `rec` and the FrameCheck that says which were left out.
+    """The valid frames of `rec` (a Recording or a FrameFile, which answers from the pass
+    that opened it) and the FrameCheck that says which were left out.
 
     Frames with a NaN or infinite sample, or with every sample zero, are invalid (the
     rule the blocks apply). policy "skip" leaves them out; "error" refuses the first one
@@ -148,7 +169,7 @@ def check_frames(rec, policy="skip", source="recording"):
     if policy not in INVALID_FRAME_POLICIES:
         raise ValueError(f"--invalid-frames must be one of {', '.join(INVALID_FRAME_POLICIES)}, "
                          f"got {policy!r}")
-    valid, reasons = frame_validity(rec.frames)
+    valid, reasons = rec.validity()
     check = FrameCheck(len(rec), np.flatnonzero(valid).astype(np.int64), reasons)
     if reasons and policy == "error":
         first = min(reasons)
@@ -206,12 +227,23 @@ def exists(base):
 
 
 def write(base, recording, description, overwrite=False):
-    """Write `recording` as a SigMF pair at `base`, validated by the sigmf library.
+    """Write `recording` as a SigMF pair at `base` (see `writer`); returns the meta path."""
+    with writer(base, recording.frame_length, description, recording.info, overwrite) as out:
+        out.append(recording.frames, recording.labels, recording.snr_db)
+    return out.meta_path
 
-    Both files are written beside their places first, then renamed into place
-    together (data, then meta; Ctrl-C waits for both), so an interrupt leaves the
-    new pair or the old one, never a mixed pair or a lone data file. The output is
-    byte-for-byte reproducible: no timestamps are recorded.
+
+@contextlib.contextmanager
+def writer(base, frame_length, description, info=None, overwrite=False):
+    """A new recording at `base`, written as its frames come: yields a FrameWriter whose
+    `append(frames, labels, snr_db)` adds frames to the data file; its `info` (the
+    `shapft:*` global fields) may be changed until the block ends.
+
+    On leaving the block the metadata is written, one annotation per run of frames of
+    one class and SNR, checked by the sigmf library, and the pair renamed into place
+    together (data, then meta; Ctrl-C waits for both). An exception in the block
+    leaves the old pair, or none, never a mixed pair or a lone data file. The output
+    is byte-for-byte reproducible: no timestamps are recorded.
     """
     meta_path, data_path = paths(base)
     if not overwrite and (meta_path.exists() or data_path.exists()):
@@ -219,39 +251,104 @@ def write(base, recording, description, overwrite=False):
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(meta_path.parent, os.W_OK):
         raise PermissionError(f"output directory {meta_path.parent} is not writable")
-    length = recording.frame_length
-    global_info = {
-        sk.DATATYPE_KEY: "cf32_le",
-        sk.SAMPLE_RATE_KEY: SAMPLE_RATE_HZ,
-        sk.VERSION_KEY: sigmf.__specification__,
-        sk.DESCRIPTION_KEY: description,
-        sk.RECORDER_KEY: "gr-shapft",
-        sk.EXTENSIONS_KEY: [dict(SHAPFT_EXTENSION)],
-        "shapft:frame_length": length,
-        "shapft:classes": list(CLASSES),
-    }
-    global_info.update({f"shapft:{k}": v for k, v in recording.info.items()})
-    annotations = [
-        {sk.SAMPLE_START_KEY: i * length, sk.SAMPLE_COUNT_KEY: length,
-         sk.LABEL_KEY: CLASSES[label], "shapft:snr_db": float(snr)}
-        for i, (label, snr) in enumerate(zip(recording.labels.tolist(), recording.snr_db.tolist()))
-    ]
-    metadata = {"global": global_info, "captures": [{sk.SAMPLE_START_KEY: 0}],
-                "annotations": annotations}
     with artifacts.atomic_paths(data_path, meta_path) as (tmp_data, tmp_meta):
-        recording.frames.astype("<c8").tofile(tmp_data)
-        handle = sigmf.SigMFFile(metadata=metadata, data_file=tmp_data)  # fills core:sha512
+        with open(tmp_data, "wb") as data_file:
+            out = FrameWriter(data_file, frame_length, meta_path, info)
+            yield out
+        tmp_meta.write_text(out.metadata_text(description))
+
+
+class FrameWriter:
+    """The data file of a recording being written (`writer`), and what its metadata
+    will say: the runs of frames of one class and SNR, and the data's sha512."""
+
+    def __init__(self, data_file, frame_length, meta_path, info=None):
+        if int(frame_length) != frame_length or frame_length < 1:
+            raise ValueError(f"frame_length must be an integer >= 1, got {frame_length!r}")
+        self.data_file, self.frame_length, self.meta_path = data_file, int(frame_length), meta_path
+        self.info = dict(info or {})
+        self.frames = 0
+        self.runs = []                    # [class index, snr_db, frames] of consecutive frames
+        self._sha512 = hashlib.sha512()
+
+    def append(self, frames, labels, snr_db):
+        """Add complex frames [n, L] with their class indices [n] and SNRs [n] (dB)."""
+        frames = np.ascontiguousarray(frames, dtype="<c8")
+        labels = np.asarray(labels, dtype=np.int64)
+        snr_db = np.asarray(snr_db, dtype=np.float32)
+        n = len(frames)
+        if frames.ndim != 2 or frames.shape[1] != self.frame_length:
+            raise ValueError(f"frames must be shaped [N, {self.frame_length}], got {frames.shape}")
+        if labels.shape != (n,) or snr_db.shape != (n,):
+            raise ValueError(f"{n} frames need {n} labels and SNRs, got {labels.shape} and {snr_db.shape}")
+        if n == 0:
+            return
+        if labels.min() < 0 or labels.max() >= len(CLASSES):
+            raise ValueError("labels must index CLASSES (0..10)")
+        data = memoryview(frames.reshape(-1).view(np.uint8))
+        self.data_file.write(data)
+        self._sha512.update(data)
+        self.frames += n
+        same = (labels[1:] == labels[:-1]) & _same_snr(snr_db[1:], snr_db[:-1])
+        starts = np.flatnonzero(np.concatenate(([True], ~same)))
+        for start, count in zip(starts.tolist(), np.diff(np.append(starts, n)).tolist()):
+            label, snr = int(labels[start]), float(snr_db[start])
+            if self.runs and self.runs[-1][0] == label and _same_snr(self.runs[-1][1], snr):
+                self.runs[-1][2] += count
+            else:
+                self.runs.append([label, snr, count])
+
+    def metadata_text(self, description):
+        """The .sigmf-meta of the frames appended, as JSON text (schema-checked by sigmf)."""
+        global_info = {
+            sk.DATATYPE_KEY: "cf32_le",
+            sk.SAMPLE_RATE_KEY: SAMPLE_RATE_HZ,
+            sk.VERSION_KEY: sigmf.__specification__,
+            sk.DESCRIPTION_KEY: description,
+            sk.RECORDER_KEY: "gr-shapft",
+            sk.EXTENSIONS_KEY: [dict(SHAPFT_EXTENSION)],
+            sk.SHA512_KEY: self._sha512.hexdigest(),
+            "shapft:frame_length": self.frame_length,
+            "shapft:classes": list(CLASSES),
+        }
+        global_info.update({f"shapft:{k}": v for k, v in self.info.items()})
+        annotations, start = [], 0
+        for label, snr, count in self.runs:
+            annotations.append({sk.SAMPLE_START_KEY: start * self.frame_length,
+                                sk.SAMPLE_COUNT_KEY: count * self.frame_length,
+                                sk.LABEL_KEY: CLASSES[label], "shapft:snr_db": snr})
+            start += count
+        handle = sigmf.SigMFFile(metadata={"global": global_info, "captures": [{sk.SAMPLE_START_KEY: 0}],
+                                           "annotations": annotations})
         handle.validate()
-        ordered = handle.ordered_metadata()
-        ordered["global"].pop(sk.DATASET_KEY, None)  # names the temporary file; the pair needs none
-        tmp_meta.write_text(json.dumps(ordered, indent=2) + "\n")
-    return meta_path
+        return json.dumps(handle.ordered_metadata(), indent=2) + "\n"
 
 
-def read(base):
-    """Read and check a recording: the data file's size must match the annotations,
-    sigmf parses it and verifies `core:sha512`; every annotation must cover exactly one
-    frame, in order, with a known class."""
+def _same_snr(a, b):
+    """Elementwise: equal SNRs, a missing (NaN) one equal to another missing one."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+@dataclasses.dataclass
+class _Layout:
+    """What a recording's metadata says, checked against its data file's size."""
+    meta_path: Path
+    data_path: Path
+    frame_length: int
+    labels: np.ndarray       # int64 [N]
+    snr_db: np.ndarray       # float32 [N]
+    info: dict
+    sha512: str              # core:sha512, or None when the metadata has none
+
+    @property
+    def frame_bytes(self):
+        return self.frame_length * np.dtype("<c8").itemsize
+
+
+def _read_layout(base):
+    """Check a recording's metadata (the sigmf library's schema, cf32_le, annotations
+    that cover back-to-back runs of whole frames of known classes) and its data file's
+    size, without reading the data."""
     meta_path, data_path = paths(base)
     if Path(str(base)).is_dir():
         raise IsADirectoryError(f"{base}: is a directory; give a .sigmf-meta recording")
@@ -262,7 +359,7 @@ def read(base):
     _check_data_size(meta_path, data_path)
     try:
         with _quiet_sigmf():
-            handle = sigmf.fromfile(str(meta_path))
+            handle = sigmf.fromfile(str(meta_path), skip_checksum=True)   # the data is hashed streamed
             handle.validate()
     except (SigMFError, ValueError, json.JSONDecodeError) as err:
         raise ValueError(f"{meta_path}: not a valid SigMF recording ({err})") from None
@@ -272,23 +369,147 @@ def read(base):
     annotations = handle.get_annotations()
     if not annotations:
         raise ValueError(f"{meta_path}: no frame annotations")
-    length = int(annotations[0][sk.SAMPLE_COUNT_KEY])
-    starts = np.array([a[sk.SAMPLE_START_KEY] for a in annotations])
-    counts = np.array([a.get(sk.SAMPLE_COUNT_KEY, -1) for a in annotations])
-    if np.any(counts != length) or np.any(starts != np.arange(len(annotations)) * length):
-        raise ValueError(f"{meta_path}: annotations must be back-to-back frames of {length} samples")
+    # recordings of other writers may lack shapft:frame_length: their first annotation is one frame
+    length = handle.get_global_field("shapft:frame_length", annotations[0].get(sk.SAMPLE_COUNT_KEY))
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"{meta_path}: frame length {length!r} (shapft:frame_length, else the first "
+                         "annotation's core:sample_count) is not an integer >= 1")
+    starts = np.array([a[sk.SAMPLE_START_KEY] for a in annotations], dtype=np.int64)
+    counts = np.array([a.get(sk.SAMPLE_COUNT_KEY, 0) for a in annotations], dtype=np.int64)
+    runs, remainders = np.divmod(counts, length)
+    if np.any(runs < 1) or np.any(remainders) or np.any(starts != np.cumsum(counts) - counts):
+        raise ValueError(f"{meta_path}: annotations must cover back-to-back runs of whole frames of "
+                         f"{length} samples")
     try:
-        labels = np.array([CLASSES.index(a[sk.LABEL_KEY]) for a in annotations])
+        labels = np.array([CLASSES.index(a[sk.LABEL_KEY]) for a in annotations], dtype=np.int64)
     except (KeyError, ValueError):
         raise ValueError(f"{meta_path}: every annotation needs a core:label from {CLASSES}") from None
     snr = np.array([a.get("shapft:snr_db", np.nan) for a in annotations], dtype=np.float32)
-    samples = np.fromfile(data_path, dtype="<c8")
-    if samples.size != len(annotations) * length:
-        raise ValueError(f"{data_path}: {samples.size} samples, annotations describe "
-                         f"{len(annotations) * length}")
     info = {k.split(":", 1)[1]: v for k, v in handle.get_global_info().items()
             if k.startswith("shapft:") and k not in ("shapft:frame_length", "shapft:classes")}
-    return Recording(samples.reshape(-1, length), labels, snr, info)
+    return _Layout(meta_path, data_path, length, np.repeat(labels, runs), np.repeat(snr, runs), info,
+                   handle.get_global_field(sk.SHA512_KEY))
+
+
+def _check_sha512(layout, digest):
+    if layout.sha512 is not None and digest != layout.sha512:
+        raise ValueError(f"{layout.meta_path}: not a valid SigMF recording (its core:sha512 does not match "
+                         f"{layout.data_path.name})")
+
+
+def read(base):
+    """Read and check a recording: the data file's size must match the annotations,
+    sigmf checks the metadata's schema and the data must have its `core:sha512`;
+    annotations must cover back-to-back runs of whole frames of a known class."""
+    layout = _read_layout(base)
+    samples = np.fromfile(layout.data_path, dtype="<c8")
+    _check_sha512(layout, hashlib.sha512(memoryview(samples.view(np.uint8))).hexdigest())
+    return Recording(samples.reshape(-1, layout.frame_length), layout.labels, layout.snr_db, layout.info)
+
+
+SCAN_BYTES = 8 << 20   # open_frames's pass reads this much of the data file at a time
+
+
+def open_frames(base, progress=False):
+    """A recording whose frames stay in its data file: a FrameFile. The checks of `read`
+    are made, the data's sha512 in one streamed pass that also finds the invalid
+    frames (frame_validity) and the data's sha256 (provenance), holding SCAN_BYTES of it
+    at a time; `progress` shows a bar for that pass."""
+    layout = _read_layout(base)
+    count, frame_bytes = len(layout.labels), layout.frame_bytes
+    per_read = max(1, SCAN_BYTES // frame_bytes)
+    sha512, sha256 = hashlib.sha512(), hashlib.sha256()
+    reasons = {}
+    buffer = np.empty((per_read, layout.frame_length), dtype=np.complex64)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=count * frame_bytes, desc=f"checking {layout.data_path.name}", unit="B",
+                   unit_scale=True, dynamic_ncols=True, leave=False, delay=1.0)   # big files only
+    with open(layout.data_path, "rb", buffering=0) as data_file:
+        for start in range(0, count, per_read):
+            frames = buffer[:min(per_read, count - start)]
+            _read_into(data_file, frames, layout.data_path)
+            data = memoryview(frames.reshape(-1).view(np.uint8))
+            sha512.update(data)
+            sha256.update(data)
+            found = frame_validity(frames)[1]
+            reasons.update((start + i, reason) for i, reason in found.items())
+            if bar is not None:
+                bar.update(len(data))
+    if bar is not None:
+        bar.close()
+    _check_sha512(layout, sha512.hexdigest())
+    return FrameFile(layout, np.arange(count, dtype=np.int64), sha256.hexdigest(), reasons)
+
+
+class FrameFile:
+    """A recording read from its data file as its frames are needed (`open_frames`).
+
+    It has what a Recording has but the frames: labels, snr_db, info, frame_length,
+    len(); `batch(index)` reads the frames at `index` as model input, float32 [n, 2, L],
+    and `read_frames(index)` as complex64 [n, L]. A read sorts the frames it needs and
+    reads each run of consecutive ones with one call into a fresh buffer: memory holds
+    the batch, never the file (a memory map's pages would count in the process's
+    resident memory once touched). `subset` is a FrameFile of some of the frames."""
+
+    def __init__(self, layout, rows, data_sha256, reasons):
+        self._layout = layout
+        self._reasons = reasons       # {frame of the file: 'nan' | 'inf' | 'zero'}
+        self.rows = rows              # the frame of the file behind each frame of this FrameFile
+        self.labels = layout.labels[rows]
+        self.snr_db = layout.snr_db[rows]
+        self.info = layout.info
+        self.data_sha256 = data_sha256
+        self.meta_path, self.data_path = layout.meta_path, layout.data_path
+
+    def __len__(self):
+        return len(self.rows)
+
+    @property
+    def frame_length(self):
+        return self._layout.frame_length
+
+    def subset(self, index):
+        return FrameFile(self._layout, self.rows[index], self.data_sha256, self._reasons)
+
+    def validity(self):
+        """frame_validity of the frames, from the pass that opened the file."""
+        valid = np.ones(len(self), dtype=bool)
+        invalid = np.flatnonzero(np.isin(self.rows, np.fromiter(self._reasons, dtype=np.int64)))
+        valid[invalid] = False
+        return valid, {int(i): self._reasons[int(self.rows[i])] for i in invalid}
+
+    def read_frames(self, index):
+        rows = self.rows[np.asarray(index, dtype=np.int64).reshape(-1)]
+        order = None if np.all(rows[1:] >= rows[:-1]) else np.argsort(rows, kind="stable")
+        ordered = rows if order is None else rows[order]
+        frames = np.empty((len(rows), self.frame_length), dtype=np.complex64)
+        if not len(rows):
+            return frames
+        firsts = np.flatnonzero(np.diff(ordered, prepend=-2) != 1)   # where a run of consecutive frames starts
+        lasts = np.append(firsts[1:], len(rows))
+        with open(self.data_path, "rb", buffering=0) as data_file:
+            for first, last in zip(firsts.tolist(), lasts.tolist()):
+                data_file.seek(int(ordered[first]) * self._layout.frame_bytes)
+                _read_into(data_file, frames[first:last], self.data_path)
+        if order is not None:
+            frames[order] = frames.copy()
+        return frames
+
+    def batch(self, index):
+        return to_model_input(self.read_frames(index))
+
+
+def _read_into(data_file, frames, path):
+    """Fill the contiguous array `frames` from the file's position on."""
+    view = memoryview(frames.reshape(-1).view(np.uint8))
+    done = 0
+    while done < len(view):
+        got = data_file.readinto(view[done:])
+        if not got:
+            raise ValueError(f"{path}: ends early; the file changed while it was read")
+        done += got
 
 
 def _check_data_size(meta_path, data_path):
@@ -337,6 +558,18 @@ def read_splits(data_dir, required=("train", "val", "test"), optional=(), option
     """The named splits of a dataset directory (DIR/<split>.sigmf-meta) and their
     provenance digests: ({split: Recording}, {split: {path, meta_sha256, data_sha256}}).
     A missing required split, or splits of different frame lengths, is a ValueError."""
+    return _splits(data_dir, required, optional, option, lambda meta, data: (read(meta), artifacts.sha256_file(data)))
+
+
+def open_splits(data_dir, required=("train", "val", "test"), optional=(), option="--data", progress=False):
+    """read_splits with each split a FrameFile (open_frames): its frames stay on disk."""
+    def opened(meta, data):
+        frames = open_frames(meta, progress)
+        return frames, frames.data_sha256
+    return _splits(data_dir, required, optional, option, opened)
+
+
+def _splits(data_dir, required, optional, option, load):
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise NotADirectoryError(f"{option} {data_dir}: not a directory")
@@ -347,9 +580,8 @@ def read_splits(data_dir, required=("train", "val", "test"), optional=(), option
             if name in optional:
                 continue
             raise FileNotFoundError(f"{option} {data_dir}: no {meta.name} (need {', '.join(required)} splits)")
-        splits[name] = read(meta)
-        digests[name] = {"path": str(meta), "meta_sha256": artifacts.sha256_file(meta),
-                         "data_sha256": artifacts.sha256_file(data)}
+        splits[name], data_digest = load(meta, data)
+        digests[name] = {"path": str(meta), "meta_sha256": artifacts.sha256_file(meta), "data_sha256": data_digest}
     lengths = {name: split.frame_length for name, split in splits.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"{option} {data_dir}: splits have different frame lengths {lengths}")
