@@ -13,7 +13,8 @@ that carries a negative-point mask (SHAP-FT) is attacked on full-length frames t
 its deletion, as the fgsm_injector block does. Invalid frames (a NaN or infinite
 sample, or all samples zero) cannot be attacked: they are left out of the output and
 counted (`shapft:attack` frames_invalid and invalid_frame_indices), or refused with
---invalid-frames error.
+--invalid-frames error. The input is read, attacked and written a batch at a time: any
+size fits in memory.
 """
 
 from . import common

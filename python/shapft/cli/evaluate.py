@@ -13,6 +13,9 @@ classifier_sink does; frames already of its shorter length work too. Invalid fra
 NaN or infinite sample, or all samples zero) are left out and counted, or refused with
 --invalid-frames error.
 
+The recording is read a batch at a time (once, then once per attack): any size fits
+in memory.
+
 --json writes the full results (per-SNR accuracies, confusion matrices, budgets);
 --figure draws accuracy vs SNR with one curve per condition. Both are checked writable
 before the evaluation starts.

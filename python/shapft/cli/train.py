@@ -9,6 +9,10 @@ report), MODEL.training.png (curves) and, with a test split, MODEL.snr.png
 (accuracy vs SNR), MODEL.confusion.png (all SNRs) and MODEL.confusion_high_snr.png
 (SNR >= 10 dB).
 
+The splits' frames stay in their data files and are read a batch at a time (each epoch
+in a new shuffled order), so a dataset of any size trains in bounded memory
+(docs/formats.md); only --noise-psr-db holds its noisy validation frames in memory.
+
 A checkpoint (default MODEL.pt.ckpt) is saved after every epoch; after an
 interruption, run the same command with --resume to continue. It is deleted once
 the model is exported.

@@ -31,6 +31,28 @@ def predict_logits(module, x, batch_size=1024, precision="fp32"):
     return torch.cat(chunks).numpy()
 
 
+def frame_batches(frames, batch_size, description=None):
+    """(index, x) for each run of batch_size consecutive frames of `frames`, a recording
+    (core.recording: a Recording, or a FrameFile read a batch at a time): index the
+    frames' indices, x their model input float32 [n, 2, L]. A tqdm bar named
+    `description` follows them when given."""
+    starts = range(0, len(frames), batch_size)
+    if description:
+        from tqdm import tqdm
+        starts = tqdm(starts, desc=description, unit="batch", dynamic_ncols=True)
+    for start in starts:
+        index = np.arange(start, min(start + batch_size, len(frames)))
+        yield index, frames.batch(index)
+
+
+def predict_classes(module, frames, batch_size=1024, precision="fp32"):
+    """The classes int64 [N] `module` gives the frames of a recording (see frame_batches),
+    read and classified batch_size at a time (the batches of predict_logits)."""
+    classes = [predict_logits(module, x, batch_size, precision).argmax(axis=1)
+               for _, x in frame_batches(frames, batch_size)]
+    return np.concatenate(classes) if classes else np.zeros(0, dtype=np.int64)
+
+
 def model_accuracy(module, x, labels, precision="fp32"):
     """Fraction of frames x [N, 2, L] that `module` classifies as `labels`."""
     return accuracy_report(labels, predict_logits(module, x, precision=precision).argmax(axis=1))["accuracy"]
@@ -79,27 +101,36 @@ def report_from_counts(correct, frames, by_snr, confusion, classes=CLASSES):
 def evaluate(model, recording, attacks=(), labels="truth", attack_options=None, seed=0,
              batch_size=256, progress=False, precision="fp32"):
     """Accuracy of `model` (a module returning logits) on `recording`, clean and under each
-    (method, eps) in `attacks`.
+    (method, eps) in `attacks`. The recording (a Recording or a FrameFile) is read a
+    batch at a time, once for the clean frames and once per attack, each batch attacked
+    and classified as it comes: memory holds a batch of frames, and a class per frame.
 
     labels: what untargeted attacks push away from, "truth" (the annotations) or
     "predicted" (the model's clean predictions). attack_options go to attacks.make
     (steps, alpha, ...). Each attack entry carries its budget as eps and PSR dB, and the
     measured perturbation-to-signal power in dB.
     """
-    if labels not in ("truth", "predicted"):
-        raise ValueError(f"labels must be 'truth' or 'predicted', got {labels!r}")
-    x = recording.model_input()
-    clean_predictions = predict_logits(model, x, precision=precision).argmax(axis=1)
+    from .. import attacks as attack_methods
     from ..models import device as model_device
     from ..models import precision as model_precision
+    if labels not in ("truth", "predicted"):
+        raise ValueError(f"labels must be 'truth' or 'predicted', got {labels!r}")
+    clean_predictions = predict_classes(model, recording, precision=precision)
     result = {"frames": len(recording), "frame_length": recording.frame_length,
               "precision": model_precision.resolve(precision, model_device.of(model).type),
               "clean": accuracy_report(recording.labels, clean_predictions, recording.snr_db),
               "attacks": []}
     attack_labels = recording.labels if labels == "truth" else clean_predictions
-    attack_list = [(method, eps, attack_options or {}) for method, eps in attacks]
-    for entry, _, predictions in under_attacks(model, x, attack_list, attack_labels, seed, batch_size,
-                                               progress, precision, fields={"labels": labels}):
+    for method, eps in attacks:
+        attack = attack_methods.make(method, model, eps=eps, seed=seed, precision=precision,
+                                     frame_length=recording.frame_length, **(attack_options or {}))
+        predictions, power = np.empty(len(recording), dtype=np.int64), PowerRatio()
+        for index, x in frame_batches(recording, batch_size, progress and attack.describe()):
+            x_adv = attack_methods.attack_array(attack, x, attack_labels[index], batch_size)
+            predictions[index] = predict_logits(model, x_adv, precision=precision).argmax(axis=1)
+            power.add(x, x_adv)
+        entry = {**attack.info(), "labels": labels, "description": attack.describe(),
+                 "measured_psr_db": power.db()}
         entry.update(accuracy_report(recording.labels, predictions, recording.snr_db))
         result["attacks"].append(entry)
     return result
@@ -123,6 +154,24 @@ def under_attacks(model, x, attack_list, attack_labels, seed=0, batch_size=256, 
         entry = {**attack.info(), **(fields or {}), "description": attack.describe(),
                  "measured_psr_db": measured_psr_db(x, x_adv)}
         yield entry, x_adv, predictions
+
+
+class PowerRatio:
+    """measured_psr_db of frames that come a batch at a time: add(x, x_adv) per batch,
+    then db()."""
+
+    def __init__(self):
+        self.perturbation = self.signal = 0.0   # sums of squares, float64
+
+    def add(self, x, x_adv):
+        x = np.asarray(x, dtype=np.float64)
+        self.perturbation += float(np.sum((np.asarray(x_adv, dtype=np.float64) - x) ** 2))
+        self.signal += float(np.sum(x ** 2))
+
+    def db(self):
+        if self.perturbation == 0:
+            return None
+        return 10.0 * math.log10(self.perturbation / self.signal)
 
 
 def measured_psr_db(x, x_adv):

@@ -86,8 +86,11 @@ def cross_entropy_loss(model, x, y):
 
 def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None, progress=True,
         precision="fp32"):
-    """Train `model` in place on (x [N, 2, L] float32, y [N] class indices) arrays or
-    tensors; return a TrainResult with the best-validation-loss weights restored.
+    """Train `model` in place on `train_xy`, early stopping on `val_xy`; return a
+    TrainResult with the best-validation-loss weights restored. Each is a pair (x [N, 2, L]
+    float32, y [N] class indices) of arrays or tensors, or a recording (core.recording:
+    a Recording, or a FrameFile whose frames stay on disk) read a batch at a time through
+    its `batch(index)` and `labels`: the same frames give the same training either way.
 
     With checkpoint_path, the state is saved atomically after every epoch and a run
     finds and continues it (same config required; epochs may be raised). Seeds
@@ -106,10 +109,9 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     check_shares(config.batch_size, world.size)
     precision = model_precision.resolve(precision, device.type)
     loss_fn = loss_fn or cross_entropy_loss
-    x_train, y_train = _tensors(train_xy, "train_xy")
-    x_val, y_val = _tensors(val_xy, "val_xy")
-    if len(x_train) < 2 * world.size and world.size > 1:
-        raise ValueError(f"train_xy: {len(x_train)} frames cannot be shared among {world.size} processes "
+    train, val = _frames(train_xy, "train_xy"), _frames(val_xy, "val_xy")
+    if len(train) < 2 * world.size and world.size > 1:
+        raise ValueError(f"train_xy: {len(train)} frames cannot be shared among {world.size} processes "
                          "(at least 2 each)")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     shuffle = torch.Generator().manual_seed(config.seed)
@@ -130,11 +132,11 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     last_epoch = state["epoch"] if state["stopped_early"] else config.epochs   # a finished run stays finished
     for epoch in range(state["epoch"], last_epoch):
         start = time.perf_counter()
-        train_loss, train_acc = _train_epoch(model, x_train, y_train, optimizer, loss_fn,
-                                             config.batch_size, shuffle, progress, precision, device, world)
+        train_loss, train_acc = _train_epoch(model, train, optimizer, loss_fn, config.batch_size, shuffle,
+                                             progress, precision, device, world)
         world.average_buffers(model)
         with model_precision.autocast(precision, device.type):
-            val_loss, val_acc = _validate(model, x_val, y_val, config.batch_size, device, world)
+            val_loss, val_acc = _validate(model, val, config.batch_size, device, world)
         state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                                  "val_loss": val_loss, "val_acc": val_acc,
                                  "seconds": time.perf_counter() - start})
@@ -170,15 +172,14 @@ def check_shares(batch_size, processes):
                          f"at least 2 frames of every batch, {2 * processes} in all")
 
 
-def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress, precision, device, world):
+def _train_epoch(model, frames, optimizer, loss_fn, batch_size, shuffle, progress, precision, device, world):
     model.train()
-    order = torch.randperm(len(x), generator=shuffle)
     total_loss, correct, counted, seen = 0.0, 0, 0, 0
-    batches = _batches(order, batch_size, 2 * world.size)
+    batches = epoch_batches(len(frames), batch_size, shuffle, world.size)
     bar = _progress_bar(progress, desc="batches", unit="batch", total=len(batches), leave=False)
     for batch in batches:
-        shard = world.shard(batch)
-        xb, yb = x[shard].to(device), y[shard].to(device)
+        shard = world.shard(batch)   # a process reads only its own frames of the batch
+        xb, yb = frames.read(shard).to(device), frames.labels[shard].to(device)
         # autocast per batch, never around an optimizer step: autocast keeps the bf16 copies
         # of the weights it casts until its outermost region ends, so within one region the
         # forward passes would keep using the weights of the first batch
@@ -202,6 +203,13 @@ def _train_epoch(model, x, y, optimizer, loss_fn, batch_size, shuffle, progress,
     return total_loss / seen, (correct / counted if counted else None)
 
 
+def epoch_batches(count, batch_size, shuffle, processes=1):
+    """One epoch's batches: the frame indices 0..count-1 in the order the generator
+    `shuffle` draws (torch.randperm), cut into batches of batch_size (_batches; for
+    `processes` sharing every batch). Each epoch draws anew from the generator."""
+    return _batches(torch.randperm(count, generator=shuffle), batch_size, 2 * processes)
+
+
 def _batches(order, batch_size, smallest=2):
     """Index batches of `order`; a last batch of fewer than `smallest` frames joins the
     previous one (batch norm cannot normalise a single frame in train mode, and in a
@@ -214,19 +222,42 @@ def _batches(order, batch_size, smallest=2):
 
 
 @torch.no_grad()
-def _validate(model, x, y, batch_size, device, world):
+def _validate(model, frames, batch_size, device, world):
     """(mean loss, accuracy) over the frames; in a process group each process scores
     every N-th frame and the sums are all-reduced: every process gets the same numbers."""
     model.eval()
-    x, y = world.shard(x), world.shard(y)
+    index = world.shard(torch.arange(len(frames)))
     total_loss, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        logits = model(x[start:start + batch_size].to(device)).float()
-        yb = y[start:start + batch_size].to(device)
+    for start in range(0, len(index), batch_size):
+        batch = index[start:start + batch_size]
+        logits = model(frames.read(batch).to(device)).float()
+        yb = frames.labels[batch].to(device)
         total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(dim=1) == yb).sum())
-    total_loss, correct, frames = world.sum([total_loss, correct, len(x)], device)
-    return total_loss / frames, correct / frames
+    total_loss, correct, count = world.sum([total_loss, correct, len(index)], device)
+    return total_loss / count, correct / count
+
+
+@dataclasses.dataclass
+class _Frames:
+    """Training frames as fit reads them: `read(index)` gives the frames at a tensor of
+    indices as a float32 tensor [n, 2, L]; labels is a tensor [N]."""
+    read: object
+    labels: torch.Tensor
+
+    def __len__(self):
+        return len(self.labels)
+
+
+def _frames(data, name):
+    """_Frames of fit's `train_xy` or `val_xy`: a recording, or an (x, y) pair."""
+    if hasattr(data, "batch"):
+        labels = torch.as_tensor(np.asarray(data.labels), dtype=torch.long)
+        if len(labels) == 0:
+            raise ValueError(f"{name}: the recording has no frames")
+        return _Frames(lambda index: torch.from_numpy(data.batch(index.numpy())), labels)
+    x, y = _tensors(data, name)
+    return _Frames(lambda index: x[index], y)
 
 
 def _tensors(xy, name):

@@ -44,14 +44,17 @@ def load_model(path, option):
         raise ValueError(f"{option}: {err}") from None
 
 
-def read_recording(path, option, loaded=None, invalid_frames="skip", through_mask=True):
+def read_recording(path, option, loaded=None, invalid_frames="skip", through_mask=True, lazy=False,
+                   progress=False):
     """(the recording's valid frames, core.recording.FrameCheck) given its .sigmf-meta (or
     base) path. Invalid frames (NaN, Inf, all zero) are left out, or refused with
     invalid_frames="error". With `loaded`, frames the model cannot take are refused:
     through_mask accepts full-length frames for a model that carries a mask (see
-    `classifier`), else only the model's own frame length."""
+    `classifier`), else only the model's own frame length. lazy: the frames stay in the
+    data file (core.recording.FrameFile, read a batch at a time), which one streamed pass
+    checks first (with a progress bar when `progress`); else a Recording in memory."""
     meta = recording_path(path, option)
-    rec = recording.read(meta)
+    rec = recording.open_frames(meta, progress) if lazy else recording.read(meta)
     if loaded is not None:
         if through_mask:
             classifier(loaded, rec.frame_length, f"{option} {meta}")
@@ -61,10 +64,15 @@ def read_recording(path, option, loaded=None, invalid_frames="skip", through_mas
     return recording.check_frames(rec, invalid_frames, f"{option} {meta}")
 
 
-def read_checked_splits(data, required, optional=(), invalid_frames="skip"):
+def read_checked_splits(data, required, optional=(), invalid_frames="skip", lazy=False, progress=False):
     """(splits, digests, {split: FrameCheck}) of a dataset directory (recording.read_splits),
-    each split's invalid frames left out and counted (or refused: invalid_frames="error")."""
-    splits, digests = recording.read_splits(data, required=required, optional=optional)
+    each split's invalid frames left out and counted (or refused: invalid_frames="error").
+    lazy: each split a core.recording.FrameFile whose frames stay on disk
+    (recording.open_splits; `progress` shows its checking pass)."""
+    if lazy:
+        splits, digests = recording.open_splits(data, required=required, optional=optional, progress=progress)
+    else:
+        splits, digests = recording.read_splits(data, required=required, optional=optional)
     checks = {}
     for name in list(splits):
         splits[name], checks[name] = recording.check_frames(
@@ -148,6 +156,11 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     same architecture to start from (fine-tuning) instead of fresh weights. device: where
     it trains (models.device); the weights are initialised on the CPU either way.
 
+    The splits' frames stay on disk (core.recording.FrameFile): training reads each
+    shuffled batch, validation and the test report read theirs in order, so memory
+    holds batches, not the dataset; only --noise-psr-db's noisy validation frames are
+    held in memory (drawn once, as one array).
+
     Started by torchrun (learn.distributed), every process runs this and they train the
     model together (on cpu with gloo, or each on its own GPU with nccl); rank 0 alone
     logs, writes the checkpoint, the model file (its training.world_size records how
@@ -155,7 +168,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     import torch
     from .. import models
     from ..learn import distributed, training
-    from ..learn.metrics import HIGH_SNR_DB, accuracy_report, predict_logits
+    from ..learn.metrics import HIGH_SNR_DB, accuracy_report, predict_classes
     from . import figures
 
     if arch not in model_file.ARCHITECTURES:
@@ -176,7 +189,8 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
                               "pass --resume to continue it or delete it")
     artifacts.writable_dir(out.parent)
     writable_output(checkpoint, "--checkpoint")
-    splits, digests, checks = read_checked_splits(data, ("train", "val"), ("test",), invalid_frames)
+    splits, digests, checks = read_checked_splits(data, ("train", "val"), ("test",), invalid_frames, lazy=True,
+                                                  progress=progress and rank == 0)
     frame_length = splits["train"].frame_length
 
     if noise_psr_db is not None and adversarial is not None:
@@ -199,16 +213,16 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     if log:
         log(f"{arch}: {models.parameter_count(model):,} parameters; train {len(splits['train'])}, "
             f"val {len(splits['val'])} frames of {frame_length} samples")
-    loss_fn, val_xy, noise = None, _xy(splits["val"]), None
+    loss_fn, val_xy, noise = None, splits["val"], None
     if noise_psr_db is not None:
         from ..learn import smoothing
         if not math.isfinite(noise_psr_db):
             raise ValueError(f"--noise-psr-db must be finite, got {noise_psr_db!r}")
         loss_fn = smoothing.GaussianNoiseLoss(smoothing.sigma_from_psr_db(noise_psr_db), seed)
         noise = loss_fn.info()
-        x_val, y_val = val_xy
+        x_val = val_xy.batch(np.arange(len(val_xy)))
         draw = torch.randn(x_val.shape, generator=torch.Generator().manual_seed(seed + 1)).numpy()
-        val_xy = (x_val + loss_fn.sigma * draw, y_val)
+        val_xy = (x_val + loss_fn.sigma * draw, val_xy.labels)
     if adversarial is not None:
         from ..attacks.training import robust_training_loss
         try:
@@ -220,7 +234,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
         if log and world.size > 1:
             log(f"distributed training: {world.size} processes ({world.backend}), each on 1/{world.size} of "
                 f"every batch of {batch_size}")
-        result = training.fit(model, _xy(splits["train"]), val_xy, config, loss_fn=loss_fn, precision=precision,
+        result = training.fit(model, splits["train"], val_xy, config, loss_fn=loss_fn, precision=precision,
                               checkpoint_path=checkpoint, progress=progress)
     if not world.main:
         return Trained(out, result, None, checks, main=False)
@@ -236,7 +250,7 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
     test_report = None
     if "test" in splits:
         test = splits["test"]
-        predictions = predict_logits(model, test.model_input(), precision=precision).argmax(axis=1)
+        predictions = predict_classes(model, test, precision=precision)
         test_report = accuracy_report(test.labels, predictions, test.snr_db)
         summary["test_accuracy"] = test_report["accuracy"]
         summary["test_high_snr_accuracy"] = test_report["high_snr_accuracy"]
@@ -268,10 +282,6 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
                                      title=f"{arch}: test confusion (SNR >= {HIGH_SNR_DB:g} dB)")
     checkpoint.unlink(missing_ok=True)
     return Trained(out, result, test_report, checks)
-
-
-def _xy(split):
-    return split.model_input(), split.labels
 
 
 # --------------------------------------------------------------------------------------
@@ -308,9 +318,10 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
     cannot be attacked: they are left out of the output and counted in `shapft:attack`
     (frames_invalid, invalid_frame_indices: indices in `data`), or refused with
     invalid_frames="error". A model that carries a mask is attacked through its deletion
-    on full-length frames."""
+    on full-length frames. The recording is read, attacked and written a batch at a
+    time: any size fits in memory."""
     from .. import attacks
-    from ..learn.metrics import measured_psr_db, predict_logits
+    from ..learn.metrics import PowerRatio, frame_batches, predict_logits
 
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
@@ -334,32 +345,34 @@ def attack_recording(model, data, method, out, eps=None, psr_db=None, steps=None
         raise ValueError(f"--out {out}: the output would overwrite the input recording")
     for path in (out_meta, out_data):
         writable_output(path, "--out", force)
-    source, check = read_recording(data_meta, "--data", loaded, invalid_frames)
+    source, check = read_recording(data_meta, "--data", loaded, invalid_frames, lazy=True, progress=progress)
     module = classifier(loaded, source.frame_length)
 
     attack = attacks.make(method, module, eps=eps, psr_db=psr_db, seed=seed, precision=precision,
                           frame_length=source.frame_length, targeted=targeted, **options)
     budget.warn_if_above_signal(attack.eps, attack.norm, source.frame_length, _budget_option(eps, psr_db))
-    x = source.model_input()
-    if targeted:
-        attack_labels = np.full(len(source), class_index(target_class))
-    elif labels == "predicted":
-        attack_labels = predict_logits(module, x, precision=precision).argmax(axis=1)
-    else:
-        attack_labels = source.labels
-    x_adv = attacks.attack_array(attack, x, attack_labels, batch_size, progress=progress)
-
-    info = dict(source.info)
-    info["attack"] = {**attack.info(), "labels": "target" if targeted else labels,
-                      "target_class": target_class, "model": str(loaded.path),
-                      "model_sha256": loaded.sha256, "source": str(data_meta),
-                      "measured_psr_db": measured_psr_db(x, x_adv),
-                      "mask_applied": mask_applied(loaded, source.frame_length), **check.as_json()}
-    adversarial = recording.Recording(recording.from_model_input(x_adv), source.labels, source.snr_db, info)
-    written = recording.write(out_base, adversarial, f"{attack.describe()} against {loaded.path.name} "
-                              f"of {data_meta.name}", overwrite=force)
-    predictions = predict_logits(module, x_adv, precision=precision).argmax(axis=1)
-    return Attacked(written, len(source), attack.describe(), attack_labels, predictions, source.labels, check)
+    attack_labels, predictions = np.empty(len(source), dtype=np.int64), np.empty(len(source), dtype=np.int64)
+    power = PowerRatio()
+    description = f"{attack.describe()} against {loaded.path.name} of {data_meta.name}"
+    with recording.writer(out_base, source.frame_length, description, overwrite=force) as out:
+        for index, x in frame_batches(source, batch_size, progress and attack.describe()):
+            if targeted:
+                attack_labels[index] = class_index(target_class)
+            elif labels == "predicted":
+                attack_labels[index] = predict_logits(module, x, precision=precision).argmax(axis=1)
+            else:
+                attack_labels[index] = source.labels[index]
+            x_adv = attacks.attack_array(attack, x, attack_labels[index], batch_size)
+            out.append(recording.from_model_input(x_adv), source.labels[index], source.snr_db[index])
+            predictions[index] = predict_logits(module, x_adv, precision=precision).argmax(axis=1)
+            power.add(x, x_adv)
+        out.info = {**source.info, "attack": {
+            **attack.info(), "labels": "target" if targeted else labels, "target_class": target_class,
+            "model": str(loaded.path), "model_sha256": loaded.sha256, "source": str(data_meta),
+            "measured_psr_db": power.db(), "mask_applied": mask_applied(loaded, source.frame_length),
+            **check.as_json()}}
+    return Attacked(out.meta_path, len(source), attack.describe(), attack_labels, predictions, source.labels,
+                    check)
 
 
 # --------------------------------------------------------------------------------------
@@ -447,7 +460,8 @@ def evaluate_model(model, data, attack_list=(), steps=None, alpha=None, labels="
     deletion on full-length frames. Optionally written as JSON and as a figure of
     accuracy vs SNR (both checked writable first). Returns the results dict
     (learn.metrics.evaluate's, plus the invalid frames left out and the recording's
-    condition as the description of `clean`)."""
+    condition as the description of `clean`). The recording is read a batch at a time:
+    any size fits in memory."""
     from .. import attacks
     from ..learn import metrics
     from . import figures
@@ -468,7 +482,7 @@ def evaluate_model(model, data, attack_list=(), steps=None, alpha=None, labels="
     device = run_device(device)
     loaded = load_model(model, "--model").to(device)
     meta = recording_path(data, "--data")
-    rec, check = read_recording(meta, "--data", loaded, invalid_frames)
+    rec, check = read_recording(meta, "--data", loaded, invalid_frames, lazy=True, progress=progress)
     module = classifier(loaded, rec.frame_length)
     resolved = []
     for method, eps, psr_db in attack_list:
