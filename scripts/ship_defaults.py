@@ -7,7 +7,8 @@ examples/ and write examples/models/PROVENANCE.md from the files' own metadata.
 examples/models/: cnn_lstm.pt, cnn_lstm_shapft_eps<E>.pt (fine-tuning seed --seed, each
 carrying its mask), mask_eps<E>.json, the distillation's transformer_large_pgd_at.pt and
 transformer_compact_<method>.pt. Files shipped later by their own commands (the attack
-detector, attack_detector.pt) stay, with their rows in PROVENANCE.md.
+detector, attack_detector.pt, and the adversarially trained cnn_lstm_robust.pt) stay, with their
+rows in PROVENANCE.md.
 examples/reproduce_small/: report.md, results.json,
 evaluation.json, commands.log, stages.json and the figures, so the numbers the README
 quotes can be traced to the run that made them.
@@ -51,11 +52,12 @@ def describe(path, run):
     training = meta.get("training") or {}
     # The run directory is this machine's; RUN stands for it (as in the header).
     command = (meta.get("provenance") or {}).get("command", "?").replace(str(run.resolve()), "RUN")
-    if meta.get("protects"):   # made outside the run: paths by file name, the data as DATA
+    if path.name in LATER:   # made outside the run: paths by file name, the data as DATA
         data = ((meta.get("provenance") or {}).get("data") or {}).get("train", {}).get("path")
         if data:
             command = command.replace(str(Path(data).parent), "DATA/small")
-        command = " ".join(Path(word).name if word.startswith("/") else word for word in command.split())
+        command = " ".join(Path(word).name if "/" in word and not word.startswith("DATA/") else word
+                           for word in command.split())
     parts = [f"`{meta['arch']}`, {meta['parameters']:,} parameters, frames of {meta['frame_length']}"]
     if meta.get("protects"):
         validation = training.get("validation") or {}
@@ -63,13 +65,18 @@ def describe(path, run):
                      f"{meta['protects']['sha256'][:12]}); validation ROC AUC {validation.get('auc', float('nan')):.3f}")
     if meta.get("mask"):
         parts.append(f"carries its mask (m = {meta['mask']['m']})")
+    adversarial = training.get("adversarial")
+    if adversarial:
+        parts.append(f"adversarially trained: {adversarial['method']} at PSR {adversarial['psr_db']:g} dB, "
+                     f"{adversarial['steps']} steps, from sha256 {training.get('init_sha256', '?')[:12]}")
     if "best_epoch" in training:
         parts.append(f"best epoch {training['best_epoch']} of {training.get('epochs_run')}, "
                      f"validation accuracy {100 * training['best_val_acc']:.1f}%")
     return "; ".join(parts) + f"<br>`{command}`"
 
 
-LATER = ("attack_detector.pt",)   # shipped after the run, by their own commands (DATA: the small preset's data)
+# shipped after the run, by their own commands (DATA: the small preset's data)
+LATER = ("attack_detector.pt", "cnn_lstm_robust.pt")
 
 
 def write_provenance(rows, seed, later_rows=()):
