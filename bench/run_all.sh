@@ -53,3 +53,6 @@ run robustness "$ROOT/.venv/bin/shapft" robustness --models "$MODELS"/*.pt --dat
     --out "$OUT/leaderboard" --force --quiet
 run robustness_check "$PY" bench/bench_robustness.py --leaderboard "$OUT/leaderboard" --check-pgd50 --psr-db -20
 run train_precision bash bench/bench_train_precision.sh "$SMALL" "$OUT/train_precision"
+# Streaming: a 2 GB RadioML 2018.01a-layout file made, imported and trained on for one epoch
+# (about 4.3 GB of temporary files under the system's temporary directory, deleted at the end).
+run bench_streaming "$PY" bench/bench_streaming.py --gigabytes 2 --threads 1
