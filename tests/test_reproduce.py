@@ -74,7 +74,7 @@ def test_reproduce_micro_finishes_with_report_results_figures_masks_and_stages(m
     assert micro.first_results["distillation"] is None
     assert f"report: {out / 'report.md'}; results: {out / 'results.json'}" in micro.first
     stages = json.loads((out / "stages.json").read_text())
-    assert list(stages) == list(reproduce.STAGES)
+    assert set(stages) == set(reproduce.STAGES)   # in the order they finished: aft and distill were added later
     assert all(info["seconds"] >= 0 for info in stages.values())
     results = json.loads((out / "results.json").read_text())
     assert results["preset"] == "micro" and results["seed"] == 1
