@@ -112,6 +112,11 @@ def test_frame_file_batches_equal_the_recording_in_memory(tmp_path, monkeypatch)
     part = frames.subset(np.array([50, 7, 8, 9, 2]))
     np.testing.assert_array_equal(part.batch(np.array([4, 0, 2])), x[[2, 50, 8]])
     np.testing.assert_array_equal(part.labels, rec.labels[[50, 7, 8, 9, 2]])
+    # a recording written over it after the check is refused, not read as the checked one
+    recording.write(tmp_path / "rec", shapft_testing.tone_recording(3, [0, 10, 20], seed=5), "tones",
+                    overwrite=True)
+    with pytest.raises(ValueError, match=r"rec\.sigmf-data changed on disk after it was opened and checked"):
+        part.batch(np.array([0]))
 
 
 def test_invalid_frames_are_found_and_counted_in_the_streamed_pass(tmp_path, monkeypatch, shapft):
@@ -273,11 +278,11 @@ def test_bad_recordings_and_files_are_named_in_one_line(tmp_path, shapft, rml201
     data.write_bytes(content[:-1] + b"\x01")                     # same size, other bytes
     with pytest.raises(ValueError, match="train.sigmf-meta: not a valid SigMF recording .its core:sha512"):
         recording.open_frames(data)
-    # a file cut short after it was opened is named when a batch reaches past its end
+    # a file cut short after it was opened is named at the next batch
     data.write_bytes(content)
     frames = recording.open_frames(data)
     data.write_bytes(content[:4096])
-    with pytest.raises(ValueError, match=f"{data}: ends early"):
+    with pytest.raises(ValueError, match=f"{data} changed on disk after it was opened and checked"):
         frames.batch(np.array([1, 20]))
     # an HDF5 file cut short
     path = rml2018a_file[0]

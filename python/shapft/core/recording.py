@@ -286,7 +286,10 @@ class FrameWriter:
         if labels.min() < 0 or labels.max() >= len(CLASSES):
             raise ValueError("labels must index CLASSES (0..10)")
         data = memoryview(frames.reshape(-1).view(np.uint8))
-        self.data_file.write(data)
+        try:
+            self.data_file.write(data)
+        except OSError as err:   # e.g. a full disk: say which recording failed
+            raise type(err)(err.errno, f"cannot write {self.data_path}: {err.strerror}") from None
         self._sha512.update(data)
         self.frames += n
         same = (labels[1:] == labels[:-1]) & _same_snr(snr_db[1:], snr_db[:-1])
@@ -426,21 +429,29 @@ def open_frames(base, progress=False):
         from tqdm import tqdm
         bar = tqdm(total=count * frame_bytes, desc=f"checking {layout.data_path.name}", unit="B",
                    unit_scale=True, dynamic_ncols=True, leave=False, delay=1.0)   # big files only
-    with open(layout.data_path, "rb", buffering=0) as data_file:
-        for start in range(0, count, per_read):
-            frames = buffer[:min(per_read, count - start)]
-            _read_into(data_file, frames, layout.data_path)
-            data = memoryview(frames.reshape(-1).view(np.uint8))
-            sha512.update(data)
-            sha256.update(data)
-            found = frame_validity(frames)[1]
-            reasons.update((start + i, reason) for i, reason in found.items())
-            if bar is not None:
-                bar.update(len(data))
-    if bar is not None:
-        bar.close()
+    try:
+        with open(layout.data_path, "rb", buffering=0) as data_file:
+            identity = _identity(os.fstat(data_file.fileno()))
+            for start in range(0, count, per_read):
+                frames = buffer[:min(per_read, count - start)]
+                _read_into(data_file, frames, layout.data_path)
+                data = memoryview(frames.reshape(-1).view(np.uint8))
+                sha512.update(data)
+                sha256.update(data)
+                found = frame_validity(frames)[1]
+                reasons.update((start + i, reason) for i, reason in found.items())
+                if bar is not None:
+                    bar.update(len(data))
+    finally:
+        if bar is not None:
+            bar.close()
     _check_sha512(layout, sha512.hexdigest())
-    return FrameFile(layout, np.arange(count, dtype=np.int64), sha256.hexdigest(), reasons)
+    return FrameFile(layout, np.arange(count, dtype=np.int64), sha256.hexdigest(), reasons, identity)
+
+
+def _identity(stat):
+    """What tells a data file from one written over it: inode, size, modification time."""
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 class FrameFile:
@@ -453,8 +464,9 @@ class FrameFile:
     the batch, never the file (a memory map's pages would count in the process's
     resident memory once touched). `subset` is a FrameFile of some of the frames."""
 
-    def __init__(self, layout, rows, data_sha256, reasons):
+    def __init__(self, layout, rows, data_sha256, reasons, identity):
         self._layout = layout
+        self._identity = identity     # of the data file that was checked (_identity)
         self._reasons = reasons       # {frame of the file: 'nan' | 'inf' | 'zero'}
         self.rows = rows              # the frame of the file behind each frame of this FrameFile
         self.labels = layout.labels[rows]
@@ -471,7 +483,7 @@ class FrameFile:
         return self._layout.frame_length
 
     def subset(self, index):
-        return FrameFile(self._layout, self.rows[index], self.data_sha256, self._reasons)
+        return FrameFile(self._layout, self.rows[index], self.data_sha256, self._reasons, self._identity)
 
     def validity(self):
         """frame_validity of the frames, from the pass that opened the file."""
@@ -490,6 +502,11 @@ class FrameFile:
         firsts = np.flatnonzero(np.diff(ordered, prepend=-2) != 1)   # where a run of consecutive frames starts
         lasts = np.append(firsts[1:], len(rows))
         with open(self.data_path, "rb", buffering=0) as data_file:
+            # the sha512 was checked when the file was opened: a file written over it since
+            # (an import or attack with --force into the same place) must not be read as it
+            if _identity(os.fstat(data_file.fileno())) != self._identity:
+                raise ValueError(f"{self.data_path} changed on disk after it was opened and checked; "
+                                 "run the command again")
             for first, last in zip(firsts.tolist(), lasts.tolist()):
                 data_file.seek(int(ordered[first]) * self._layout.frame_bytes)
                 _read_into(data_file, frames[first:last], self.data_path)
