@@ -289,3 +289,16 @@ def test_bad_recordings_and_files_are_named_in_one_line(tmp_path, shapft, rml201
     path.write_bytes(path.read_bytes()[:100000])
     code, _, err = shapft("import", path, "--out", tmp_path / "out", "--quiet")
     assert code == 2 and f"{path}: not an HDF5 file" in shapft_testing.one_line_error(err, "import")
+
+
+def test_a_failing_write_names_the_recording(tmp_path):
+    # a full disk mid-recording: the error says which recording, and nothing is published
+    class FullDisk:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    out = recording.FrameWriter(FullDisk(), 32, tmp_path / "train.sigmf-meta")
+    rec = grouped_recording()
+    with pytest.raises(OSError, match=r"^\[Errno 28\] cannot write .*train\.sigmf-data: No space left on device$"):
+        out.append(rec.frames, rec.labels, rec.snr_db)
+    assert out.frames == 0 and not list(tmp_path.iterdir())

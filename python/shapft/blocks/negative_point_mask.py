@@ -52,11 +52,10 @@ class negative_point_mask(QuietBuffers, gr.sync_block):
             try:
                 if self.mode == "drop":
                     out[:] = frames[:, self.keep]
-                elif self.mode == "off":
-                    out[:] = frames
                 else:
                     out[:] = frames
-                    out[:, self.drop] = 0
+                    if self.mode == "zero":
+                        out[:, self.drop] = 0
                 return len(out)
             except Exception as err:
                 self.error_log.record("work", err)

@@ -31,6 +31,7 @@ from . import common
 
 
 def add_arguments(parser):
+    from ..studies import reproduce   # no torch: the stages import it when they run
     parser.add_argument("--preset", required=True, choices=["small", "micro"],
                         help="small: the study; micro: the same pipeline on a few frames (see above)")
     parser.add_argument("--out", required=True, metavar="DIR",
@@ -38,8 +39,7 @@ def add_arguments(parser):
     common.add_seed(parser, default=1)
     parser.add_argument("--workers", type=int, default=2,
                         help="parallel processes for data generation and fine-tuning (default 2)")
-    parser.add_argument("--until", choices=["data", "train", "attack", "explain", "mask", "finetune",
-                                            "evaluate", "aft", "robustness", "distill", "report"],
+    parser.add_argument("--until", choices=reproduce.STAGES,
                         help="stop after this stage")
     parser.add_argument("--aft", action="store_true",
                         help="also run the SHAP-AFT ablation (added to a finished run, it redoes only the report)")

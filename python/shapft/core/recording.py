@@ -266,6 +266,7 @@ class FrameWriter:
         if int(frame_length) != frame_length or frame_length < 1:
             raise ValueError(f"frame_length must be an integer >= 1, got {frame_length!r}")
         self.data_file, self.frame_length, self.meta_path = data_file, int(frame_length), meta_path
+        self.data_path = paths(meta_path)[1]   # where the data file goes when the recording is published
         self.info = dict(info or {})
         self.frames = 0
         self.runs = []                    # [class index, snr_db, frames] of consecutive frames

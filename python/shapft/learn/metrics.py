@@ -176,9 +176,7 @@ class PowerRatio:
 
 def measured_psr_db(x, x_adv):
     """Mean perturbation power over mean signal power, in dB (None when x_adv == x)."""
-    x = np.asarray(x, dtype=np.float64)
-    power = np.mean((np.asarray(x_adv, dtype=np.float64) - x) ** 2)
-    if power == 0:
-        return None
-    return 10.0 * math.log10(power / np.mean(x ** 2))
+    ratio = PowerRatio()
+    ratio.add(x, x_adv)
+    return ratio.db()
 
