@@ -9,9 +9,11 @@ import os
 import sys
 import tempfile
 import threading
+import time
 
 import numpy as np
 import torch
+from gnuradio import gr
 
 from gnuradio.shapft import models
 from gnuradio.shapft.core import model_file
@@ -151,3 +153,22 @@ def run_to_end(tb, seconds=60):
         tb.stop()
         waiter.join(10)
         raise AssertionError(f"the flowgraph did not end within {seconds} s")
+
+
+class SlowConsumer(gr.sync_block):
+    """Passes vectors of `length` complex samples on, at most `per_call` per work() call
+    and a millisecond apart: the block upstream of it then sees output windows smaller
+    than its earlier ones."""
+
+    def __init__(self, length, per_call=3):
+        gr.sync_block.__init__(self, name="slow_consumer", in_sig=[(np.complex64, length)],
+                               out_sig=[(np.complex64, length)])
+        self.per_call = per_call
+        self.windows = []   # len(output_items[0]) of each call
+
+    def work(self, input_items, output_items):
+        self.windows.append(len(output_items[0]))
+        n = min(self.per_call, len(output_items[0]))
+        output_items[0][:n] = input_items[0][:n]
+        time.sleep(0.001)
+        return n

@@ -33,9 +33,9 @@ def frames(n, start=0):
 def release_all(queue, start, n):
     """Release until the window's first n frames are: (frames released, chunks' ends,
     reasons, results 'x'), as the successive work() calls of one window would see."""
-    released = [queue.release(start)]
+    released = [queue.release(start, n)]
     while released[-1].n < n:
-        released.append(queue.release(start))
+        released.append(queue.release(start, n))
     ends = [chunk.end for r in released for chunk in r.chunks]
     reasons = {i: reason for r in released for i, reason in r.reasons.items()}
     return released[-1].n, ends, reasons, np.concatenate([r.results("x") for r in released])
@@ -61,7 +61,7 @@ def test_whole_chunks_queued_the_rest_waits(make_queue):
     # nothing is queued, so they go as a short chunk.
     rest = window[24:]
     queue.queue(rest, 24, doubling)
-    last = queue.release(24)
+    last = queue.release(24, 6)
     assert last.n == 6
     np.testing.assert_array_equal(last.results("x"), 2 * (np.arange(24, 30) + 1))
 
@@ -81,7 +81,7 @@ def test_release_in_order_while_later_chunks_finish_first(make_queue):
 
     queue.queue(frames(8), 0, first_batch_held)
     threading.Timer(0.5, gate.set).start()
-    released = queue.release(0)          # waits for the oldest, takes the rest as done
+    released = queue.release(0, 8)       # waits for the oldest, takes the rest as done
     assert [chunk.end for chunk in released.chunks] == [2, 4, 6, 8]
     np.testing.assert_array_equal(released.results("x"), 2 * (np.arange(8) + 1))
 
@@ -109,7 +109,7 @@ def test_a_batch_error_is_raised_at_release(make_queue):
 
     queue.queue(frames(4), 0, failing)
     with pytest.raises(RuntimeError, match="model failed"):
-        queue.release(0)
+        queue.release(0, 4)
 
 
 def test_a_later_chunk_that_failed_first_is_raised_at_its_release(make_queue):
@@ -133,18 +133,41 @@ def test_a_later_chunk_that_failed_first_is_raised_at_its_release(make_queue):
         return results, run
 
     queue.queue(frames(4), 0, later_chunk_fails)
-    released = queue.release(0)
+    released = queue.release(0, 4)
     assert [chunk.end for chunk in released.chunks] == [2]
     np.testing.assert_array_equal(released.results("x"), [2, 4])
     with pytest.raises(RuntimeError, match="model failed"):
-        queue.release(0)
+        queue.release(2, 2)
 
 
 def test_chunks_without_work_pass_as_they_are(make_queue):
     queue = make_queue(batch_size=2, chunk_batches=1)
     queue.queue(frames(3), 0, lambda f, first: ({"x": f[:, 0].real.copy()}, None))
-    released = queue.release(0)
+    released = queue.release(0, 3)
     np.testing.assert_array_equal(released.results("x"), [1, 2, 3])
+
+
+def test_windows_smaller_than_the_queued_chunks_get_what_fits(make_queue):
+    # Chunks queued from a window of 24; then GNU Radio offers output windows of 5 (the
+    # block downstream is slow): each release fits its window, a chunk longer than it
+    # is split, and every frame comes out once, in order, with its reason.
+    queue = make_queue(batch_size=3, chunk_batches=2)   # chunks of 12 frames
+    window = frames(24)
+    window[[4, 13]] = 0
+    queue.queue(window, 0, doubling)
+    start, sizes, reasons, x = 0, [], {}, []
+    while start < 24:
+        released = queue.release(start, 5)
+        sizes.append(released.n)
+        reasons.update({start + i: reason for i, reason in released.reasons.items()})
+        assert len(released.valid) == released.n
+        x.append(released.results("x"))
+        start += released.n
+    assert sizes == [5, 5, 2, 5, 5, 2]
+    assert reasons == {4: "zero", 13: "zero"}
+    expected = 2 * (np.arange(24) + 1.0)
+    expected[[4, 13]] = 0
+    np.testing.assert_array_equal(np.concatenate(x), expected)
 
 
 def test_batches_split_evenly_over_workers():

@@ -74,6 +74,24 @@ class qa_attack_detector(gr_unittest.TestCase):
         self.assertEqual(detector.frames_scored(), 700)
         self.assertAlmostEqual(detector.alarm_rate(), float(np.mean(expected > threshold)))
 
+    def test_001b_small_output_windows_after_large_ones(self):
+        # A slow block downstream offers the detector output windows of a few frames
+        # after it queued chunks from larger ones: every frame still leaves once, in
+        # order, scored as offline.
+        frames = shapft_testing.random_frames(300, seed=11)
+        tb = gr.top_block()
+        source = blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1])
+        detector = attack_detector(self.detector_path, batch_size=4, num_threads=2)
+        slow = shapft_testing.SlowConsumer(frames.shape[1], per_call=3)
+        sink = blocks.vector_sink_c(frames.shape[1])
+        tb.connect(source, detector, slow, sink)
+        shapft_testing.run_to_end(tb)
+        np.testing.assert_array_equal(np.array(sink.data(), dtype=np.complex64).reshape(-1, frames.shape[1]),
+                                      frames)
+        scores = [pmt.to_python(t.value) for t in sink.tags() if pmt.symbol_to_string(t.key) == "attack_score"]
+        np.testing.assert_allclose(scores, offline_scores(self.detector_path, frames), rtol=1e-5, atol=1e-6)
+        self.assertEqual(detector.frames_scored(), len(frames))
+
     def test_002_invalid_frames_counted_passed_unscored(self):
         frames = shapft_testing.random_frames(40, seed=2)
         frames[3, 5] = np.nan

@@ -172,6 +172,24 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         label_tags = [(t.offset, pmt.symbol_to_string(t.value)) for t in tags if pmt.symbol_to_string(t.key) == "label"]
         self.assertEqual(label_tags, list(enumerate(labels)))
 
+    def test_008b_small_output_windows_after_large_ones(self):
+        # A slow block downstream: the injector queues chunks of 8 from large windows,
+        # then is offered output windows of a few frames. Every frame still leaves once,
+        # in order, equal to the offline attack (a chunk longer than the window is split).
+        frames = shapft_testing.random_frames(300, seed=9)
+        labels = [CLASSES[i] for i in np.random.default_rng(10).integers(0, 11, len(frames))]
+        tb = gr.top_block()
+        source = tagged_source(frames, labels)
+        injector = fgsm_injector(self.model_path, eps=0.05, batch_size=4, num_threads=2)
+        slow = shapft_testing.SlowConsumer(frames.shape[1], per_call=3)
+        sink = blocks.vector_sink_c(frames.shape[1])
+        tb.connect(source, injector, slow, sink)
+        shapft_testing.run_to_end(tb)
+        out = np.asarray(sink.data(), dtype=np.complex64).reshape(-1, frames.shape[1])
+        self.assertEqual(injector.frames_dropped(), 0)
+        truth = [CLASSES.index(label) for label in labels]
+        np.testing.assert_allclose(out, self.offline(frames, truth, eps=0.05), atol=1e-6)
+
     def test_009_arguments_checked_naming_the_parameter(self):
         cases = [
             (TypeError, "model_path: must be a file path", dict(model_path=None)),

@@ -100,7 +100,7 @@ class attack_detector(WorkerBlock, QuietBuffers, gr.sync_block):
         try:
             start = self.nitems_read(0)
             self.chunks.queue(frames, start, self._scoring)
-            released = self.chunks.release(start)
+            released = self.chunks.release(start, len(out))
             n = released.n
             out[:n] = frames[:n]
             self._report(released.results("score"), released.reasons, n)

@@ -145,7 +145,7 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
         """work() while nothing failed: the number of frames consumed."""
         start = self.nitems_read(0)
         self.chunks.queue(input_items[0], start, self._classification)
-        released = self.chunks.release(start)
+        released = self.chunks.release(start, len(input_items[0]))
         n = released.n
         first_index = self.tally.frames_in
         self.tally.frames_in += n

@@ -172,7 +172,7 @@ class fgsm_injector(WorkerBlock, QuietBuffers, gr.sync_block):
                 return self._add_universal(input_items[0], out)
             start = self.nitems_read(0)
             self.chunks.queue(input_items[0], start, self._perturbation)
-            released = self.chunks.release(start)
+            released = self.chunks.release(start, len(out))
             out[:released.n] = released.results("frames")
             self.invalid += len(released.reasons)
             return released.n

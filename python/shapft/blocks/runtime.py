@@ -141,6 +141,16 @@ class Chunk:
         """Whether a batch raised (of a done chunk)."""
         return any(batch.exception() is not None for batch in self.batches)
 
+    def split(self, count):
+        """(its first `count` frames, the rest): two chunks of a chunk that is done."""
+        head = Chunk(self.end - len(self.valid) + count, self.valid[:count],
+                     {i: reason for i, reason in self.reasons.items() if i < count},
+                     {name: values[:count] for name, values in self.results.items()}, [])
+        rest = Chunk(self.end, self.valid[count:],
+                     {i - count: reason for i, reason in self.reasons.items() if i >= count},
+                     {name: values[count:] for name, values in self.results.items()}, [])
+        return head, rest
+
     def wait(self):
         """The chunk once all its batches are done; raises what a batch raised."""
         # One wake-up when the last batch is done, not one per batch.
@@ -195,12 +205,20 @@ class ChunkQueue:
             self._chunks.append(Chunk(start + first, valid, reasons, results,
                                       [self.workers.submit(compute, index) for index in work]))
 
-    def release(self, start):
-        """The oldest chunk, waited for, and the ones after it done by then; the workers
-        go on with the rest meanwhile. Raises what a batch of the oldest chunk raised; a
-        later failed chunk stays queued, the oldest for the next release."""
+    def release(self, start, room):
+        """The oldest chunk, waited for, and the ones after it done by then, as far as
+        they end within `room` items of the window's start; the workers go on with the
+        rest meanwhile. The output window can be smaller than the one the chunks were
+        queued from (when the block downstream is slow): of an oldest chunk longer than
+        `room`, its first `room` frames are released and the rest stays queued, oldest.
+        Raises what a batch of the oldest chunk raised; a later failed chunk stays
+        queued, the oldest for the next release."""
         chunks = [self._chunks.popleft().wait()]
-        while self._chunks and self._chunks[0].done() and not self._chunks[0].failed():
+        if chunks[0].end - start > room:
+            chunks[0], rest = chunks[0].split(room)   # the oldest chunk starts at `start`
+            self._chunks.appendleft(rest)
+        while (self._chunks and self._chunks[0].end - start <= room and self._chunks[0].done()
+               and not self._chunks[0].failed()):
             chunks.append(self._chunks.popleft())
         n = chunks[-1].end - start
         reasons = {chunk.end - start - len(chunk.valid) + i: reason
