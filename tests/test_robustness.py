@@ -236,6 +236,17 @@ def test_expectation_over_transformation_breaks_a_randomized_defence(toys, tmp_p
     assert mean["robust_accuracy"] <= single["robust_accuracy"]
 
 
+def test_a_smoothed_model_file_is_attacked_with_eot(toys, shapft, tmp_path):
+    smoothed = tmp_path / "smoothed.pt"
+    code, _, err = shapft("smooth", "--model", toys / "linear.pt", "--sigma-psr-db", -20, "--samples", 4,
+                          "--out", smoothed)
+    assert code == 0, err
+    row, = run(toys, tmp_path / "board", [smoothed], [-20.0], eot_samples=2).rows
+    assert row["arch"] == "smoothed(toy)" and row["eot_samples"] == 2
+    assert row["clean_accuracy"] > 0.9            # noise 20 dB below the frames barely moves linear.pt
+    assert row["robust_accuracy"] < row["clean_accuracy"] - 0.3
+
+
 def test_a_lost_result_is_recomputed_alone_and_the_same(toys, ranked, tmp_path):
     out, board = ranked
     copy = tmp_path / "copy"

@@ -130,3 +130,70 @@ def test_cli_train_with_noise_and_certify(shapft, tmp_path):
     code, _, err = shapft("certify", "--model", out, "--data", data / "test.sigmf-meta", "--out", report,
                           "--sigma-psr-db", -15, "--n", 0, "--quiet")
     assert code == 2 and "--n: must be >= 1" in err
+
+
+class Recorder(torch.nn.Module):
+    """Logits from the first 4 I samples, keeping the input it was given."""
+
+    def forward(self, x):
+        self.seen = x.clone()
+        return x[:, 0, :4]
+
+
+def test_smoothed_classifier_averages_softmax_over_noisy_copies():
+    from gnuradio.shapft.models.smoothed import SmoothedClassifier
+    x = torch.randn(3, 2, 64)
+    base = Recorder()
+    smoothed = SmoothedClassifier(base, sigma=0.5, samples=400)
+    out = smoothed(x)
+    assert base.seen.shape == (1200, 2, 64)
+    noise = base.seen - x.repeat(400, 1, 1)        # draw-major copies of the 3 frames
+    assert float(noise.std()) == pytest.approx(0.5, rel=0.02)
+    assert abs(float(noise.mean())) < 0.01
+    expected = torch.log(torch.softmax(base.seen[:, 0, :4], dim=1).view(400, 3, 4).mean(dim=0))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(smoothed(x), out)        # fresh noise on every pass
+    constant = SmoothedClassifier(Constant(2), sigma=3.0, samples=5)(x)
+    torch.testing.assert_close(constant, torch.log_softmax(Constant(2)(x), dim=1))
+    for bad in (dict(sigma=0.0, samples=4), dict(sigma=float("nan"), samples=4), dict(sigma=1.0, samples=0)):
+        with pytest.raises(ValueError):
+            SmoothedClassifier(base, **bad)
+
+
+def test_cli_smooth_writes_a_model_file_behind_the_deletion(shapft, tmp_path):
+    from gnuradio.shapft.core import masks, model_file
+    from gnuradio.shapft.models import stochastic
+    import shapft_testing
+    mask = masks.make_mask([3, 17, 90], 128, "fgsm", 0.1, "0" * 64)
+    base = shapft_testing.write_model(tmp_path / "base.pt", mask=mask)
+    out = tmp_path / "smoothed.pt"
+    code, stdout, err = shapft("smooth", "--model", base, "--sigma-psr-db", -6, "--samples", 4, "--out", out)
+    assert code == 0, err
+    assert "smoothed(cnn_lstm), noise PSR -6 dB" in stdout
+    loaded, original = model_file.load(out), model_file.load(base)
+    assert (loaded.arch, loaded.frame_length, loaded.mask) == ("smoothed(cnn_lstm)", 128, None)
+    record = loaded.metadata["smoothing"]
+    assert record["base_sha256"] == original.sha256 and record["base_mask"]["drop"] == [3, 17, 90]
+    assert record["sigma"] == pytest.approx(smoothing.sigma_from_psr_db(-6)) and record["samples"] == 4
+    x = to_model_input_frames(6)
+    assert stochastic.is_stochastic(loaded.module, x)
+    # A tiny noise level: the smoothed model is the base behind its deletion.
+    code, _, err = shapft("smooth", "--model", base, "--sigma-psr-db", -150, "--samples", 2, "--out", out, "--force")
+    assert code == 0, err
+    with torch.no_grad():
+        keep = torch.as_tensor(masks.keep_positions(mask))
+        expected = torch.log_softmax(original.module(torch.from_numpy(x)[:, :, keep]), dim=1)
+        torch.testing.assert_close(model_file.load(out).module(torch.from_numpy(x)), expected, rtol=1e-4, atol=1e-5)
+    for args, message in ((("--samples", 0), "--samples: must be >= 1, got 0"),
+                          (("--sigma-psr-db", "nan"), "--sigma-psr-db: must be a finite number"),
+                          (("--model", out), "already a smoothed model")):
+        options = {"--model": base, "--sigma-psr-db": -6, "--out": tmp_path / "again.pt", "--samples": 4}
+        options.update(zip(args[::2], args[1::2]))
+        code, _, err = shapft("smooth", *[v for pair in options.items() for v in pair])
+        assert code == 2 and message in err, err
+
+
+def to_model_input_frames(n):
+    from gnuradio.shapft.core.recording import to_model_input
+    import shapft_testing
+    return to_model_input(shapft_testing.random_frames(n, seed=4))

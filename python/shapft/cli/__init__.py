@@ -25,6 +25,7 @@ COMMANDS = {
     "uap": ("uap", "a universal adversarial perturbation: one perturbation for every frame"),
     "robustness": ("robustness", "the robustness leaderboard: models against the standard attack ensemble"),
     "certify": ("certify", "randomized smoothing: certified accuracy against L2 perturbations"),
+    "smooth": ("smooth", "a model file of a model smoothed with Gaussian noise, for the leaderboard (EOT)"),
     "explain": ("explain", "SHAP values (expected gradients) of frames"),
     "mask": ("mask", "negative points from SHAP values: the deletion mask"),
     "finetune": ("finetune", "SHAP-FT: fine-tune on frames with the mask's positions deleted"),
