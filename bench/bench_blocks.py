@@ -13,7 +13,8 @@
     both ways likewise (target: >= 0.95);
 (d) with --smoothing N, classifier_sink with randomized smoothing over N noisy copies
     against the plain sink: the smoothed rate times N over the plain rate (1.0: the
-    smoothing costs exactly N inferences per frame);
+    smoothing costs exactly N inferences per frame); the smoothed sink's batches hold
+    about as many noisy copies as the plain sink's hold frames;
 (e) with --onnx, classifier_sink running each model's ONNX export (`shapft export
     --format onnx`) in ONNX Runtime against the same sink running the TorchScript model
     file, same frames, same settings: the ONNX rate over the TorchScript rate.
@@ -154,10 +155,16 @@ def sink_flowgraph(model_path, frames, labels, n, threads):
 SMOOTHING = [100]   # --smoothing: noisy copies per frame
 
 
+def smoothed_batch():
+    """The smoothed sink's batch: frames whose noisy copies number about BATCH."""
+    return max(1, BATCH // SMOOTHING[0])
+
+
 def sink_flowgraph_smoothed(model_path, frames, labels, n, threads):
     tb = gr.top_block()
     tb.src = source(frames, labels)
-    tb.sink = classifier_sink(str(model_path), batch_size=BATCH, num_threads=threads, precision=PRECISION[0],
+    tb.sink = classifier_sink(str(model_path), batch_size=smoothed_batch(), num_threads=threads,
+                              precision=PRECISION[0],
                               smoothing_psr_db=-20.0, smoothing_samples=SMOOTHING[0])
     tb.connect(tb.src, tb.sink)
     rate = run_until(tb, tb.sink, n)
@@ -335,7 +342,7 @@ def compare_smoothing(arch, model_path, threads, repeats):
         # run_until's clock starts after a tenth of the frames: several of the sink's chunks
         # (4 batches per worker) must fit in that tenth, or the rate reads 0
         smoothed.append(in_own_process("sink-flowgraph-smoothed", model_path,
-                                       max(n // SMOOTHING[0], 40 * 4 * BATCH * threads), threads))
+                                       max(n // SMOOTHING[0], 40 * 4 * smoothed_batch() * threads), threads))
     ratios = [s * SMOOTHING[0] / p for p, s in zip(plain, smoothed)]
     print(f"| classifier_sink, {arch} | {SMOOTHING[0]} | {statistics.median(plain):,.0f} | "
           f"{statistics.median(smoothed):,.1f} | {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
