@@ -156,19 +156,42 @@ def run_to_end(tb, seconds=60):
 
 
 class SlowConsumer(gr.sync_block):
-    """Passes vectors of `length` complex samples on, at most `per_call` per work() call
-    and a millisecond apart: the block upstream of it then sees output windows smaller
-    than its earlier ones."""
+    """Takes nothing for its first `pause` seconds, then passes vectors of `length`
+    complex samples on, at most `per_call` per work() call and 5 ms apart (400 frames/s
+    at 2 per call, slower than the blocks it follows): the block upstream of it works
+    on large windows while its output buffer fills, then is offered windows of a few
+    frames."""
 
-    def __init__(self, length, per_call=3):
+    def __init__(self, length, per_call=2, pause=0.3):
         gr.sync_block.__init__(self, name="slow_consumer", in_sig=[(np.complex64, length)],
                                out_sig=[(np.complex64, length)])
         self.per_call = per_call
-        self.windows = []   # len(output_items[0]) of each call
+        self.pause = pause
+        self.started = None
 
     def work(self, input_items, output_items):
-        self.windows.append(len(output_items[0]))
+        self.started = self.started or time.monotonic()
+        if time.monotonic() - self.started < self.pause:
+            time.sleep(0.01)
+            return 0
         n = min(self.per_call, len(output_items[0]))
         output_items[0][:n] = input_items[0][:n]
-        time.sleep(0.001)
+        time.sleep(0.005)
         return n
+
+
+def window_recording(block_class):
+    """A subclass of the Python block `block_class` that records the output window of each
+    of its work() calls (`windows`: (first item, length))."""
+    class Recorded(block_class):
+        def work(self, input_items, output_items):
+            self.windows = getattr(self, "windows", [])
+            self.windows.append((self.nitems_read(0), len(output_items[0])))
+            return super().work(input_items, output_items)
+    return Recorded
+
+
+def small_windows(windows, size, total):
+    """The recorded windows (window_recording) shorter than `size` items that did not
+    reach the end of the `total` items: windows the block was offered mid-stream."""
+    return [(start, n) for start, n in windows if n < size and start + size <= total]

@@ -31,14 +31,15 @@ def frames(n, start=0):
 
 
 def release_all(queue, start, n):
-    """Release until the window's first n frames are: (frames released, chunks' ends,
-    reasons, results 'x'), as the successive work() calls of one window would see."""
-    released = [queue.release(start, n)]
-    while released[-1].n < n:
-        released.append(queue.release(start, n))
+    """Release until the n frames from item `start` are, as successive work() calls
+    would: (frames released, chunks' ends, reasons by index from `start`, results 'x')."""
+    released, done, reasons = [], 0, {}
+    while done < n:
+        released.append(queue.release(start + done, n - done))
+        reasons.update({done + i: reason for i, reason in released[-1].reasons.items()})
+        done += released[-1].n
     ends = [chunk.end for r in released for chunk in r.chunks]
-    reasons = {i: reason for r in released for i, reason in r.reasons.items()}
-    return released[-1].n, ends, reasons, np.concatenate([r.results("x") for r in released])
+    return done, ends, reasons, np.concatenate([r.results("x") for r in released])
 
 
 def doubling(frames, first):

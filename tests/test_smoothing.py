@@ -174,6 +174,8 @@ def test_cli_smooth_writes_a_model_file_behind_the_deletion(shapft, tmp_path):
     assert (loaded.arch, loaded.frame_length, loaded.mask) == ("smoothed(cnn_lstm)", 128, None)
     record = loaded.metadata["smoothing"]
     assert record["base_sha256"] == original.sha256 and record["base_mask"]["drop"] == [3, 17, 90]
+    assert record["base_provenance"] == original.metadata["provenance"]
+    assert loaded.metadata["provenance"]["command"].startswith("shapft smooth --model ")
     assert record["sigma"] == pytest.approx(smoothing.sigma_from_psr_db(-6)) and record["samples"] == 4
     x = to_model_input_frames(6)
     assert stochastic.is_stochastic(loaded.module, x)
@@ -184,8 +186,21 @@ def test_cli_smooth_writes_a_model_file_behind_the_deletion(shapft, tmp_path):
         keep = torch.as_tensor(masks.keep_positions(mask))
         expected = torch.log_softmax(original.module(torch.from_numpy(x)[:, :, keep]), dim=1)
         torch.testing.assert_close(model_file.load(out).module(torch.from_numpy(x)), expected, rtol=1e-4, atol=1e-5)
+    # Smoothed at other settings: the leaderboard's key for what a model computes (its
+    # graph and state) tells them apart, so they share no cached attack results.
+    from gnuradio.shapft.studies.robustness import behaviour_sha256
+    for name, psr, samples in (("a.pt", -6, 4), ("c.pt", -10, 4), ("d.pt", -6, 8)):
+        code, _, err = shapft("smooth", "--model", base, "--sigma-psr-db", psr, "--samples", samples,
+                              "--out", tmp_path / name)
+        assert code == 0, err
+    models = [model_file.load(tmp_path / name) for name in ("a.pt", "c.pt", "d.pt")]
+    assert len({behaviour_sha256(m) for m in models}) == 3
+    assert [float(m.module.sigma) for m in models] == pytest.approx([smoothing.sigma_from_psr_db(p) for p in (-6, -10, -6)])
+    assert [int(m.module.samples) for m in models] == [4, 4, 8]
     for args, message in ((("--samples", 0), "--samples: must be >= 1, got 0"),
-                          (("--sigma-psr-db", "nan"), "--sigma-psr-db: must be a finite number"),
+                          (("--sigma-psr-db", "nan"), "--sigma-psr-db: must give a noise level > 0"),
+                          (("--sigma-psr-db", 4000), "--sigma-psr-db: must give a noise level > 0"),
+                          (("--sigma-psr-db", -4000), "--sigma-psr-db: must give a noise level > 0"),
                           (("--model", out), "already a smoothed model")):
         options = {"--model": base, "--sigma-psr-db": -6, "--out": tmp_path / "again.pt", "--samples": 4}
         options.update(zip(args[::2], args[1::2]))

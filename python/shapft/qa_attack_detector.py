@@ -81,8 +81,8 @@ class qa_attack_detector(gr_unittest.TestCase):
         frames = shapft_testing.random_frames(300, seed=11)
         tb = gr.top_block()
         source = blocks.vector_source_c(frames.reshape(-1).tolist(), False, frames.shape[1])
-        detector = attack_detector(self.detector_path, batch_size=4, num_threads=2)
-        slow = shapft_testing.SlowConsumer(frames.shape[1], per_call=3)
+        detector = shapft_testing.window_recording(attack_detector)(self.detector_path, batch_size=4, num_threads=2)
+        slow = shapft_testing.SlowConsumer(frames.shape[1])
         sink = blocks.vector_sink_c(frames.shape[1])
         tb.connect(source, detector, slow, sink)
         shapft_testing.run_to_end(tb)
@@ -91,6 +91,7 @@ class qa_attack_detector(gr_unittest.TestCase):
         scores = [pmt.to_python(t.value) for t in sink.tags() if pmt.symbol_to_string(t.key) == "attack_score"]
         np.testing.assert_allclose(scores, offline_scores(self.detector_path, frames), rtol=1e-5, atol=1e-6)
         self.assertEqual(detector.frames_scored(), len(frames))
+        self.assertTrue(shapft_testing.small_windows(detector.windows, 4 * 4 * 2, len(frames)))   # < a chunk
 
     def test_002_invalid_frames_counted_passed_unscored(self):
         frames = shapft_testing.random_frames(40, seed=2)

@@ -180,12 +180,14 @@ class qa_fgsm_injector(gr_unittest.TestCase):
         labels = [CLASSES[i] for i in np.random.default_rng(10).integers(0, 11, len(frames))]
         tb = gr.top_block()
         source = tagged_source(frames, labels)
-        injector = fgsm_injector(self.model_path, eps=0.05, batch_size=4, num_threads=2)
-        slow = shapft_testing.SlowConsumer(frames.shape[1], per_call=3)
+        injector = shapft_testing.window_recording(fgsm_injector)(self.model_path, eps=0.05, batch_size=4,
+                                                                  num_threads=2)
+        slow = shapft_testing.SlowConsumer(frames.shape[1])
         sink = blocks.vector_sink_c(frames.shape[1])
         tb.connect(source, injector, slow, sink)
         shapft_testing.run_to_end(tb)
         out = np.asarray(sink.data(), dtype=np.complex64).reshape(-1, frames.shape[1])
+        self.assertTrue(shapft_testing.small_windows(injector.windows, 8, len(frames)))   # smaller than a chunk
         self.assertEqual(injector.frames_dropped(), 0)
         truth = [CLASSES.index(label) for label in labels]
         np.testing.assert_allclose(out, self.offline(frames, truth, eps=0.05), atol=1e-6)

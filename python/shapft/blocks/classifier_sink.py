@@ -116,9 +116,11 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
         self.failed = False   # after an error: frames pass unclassified
 
     def _warm_up(self):
-        # A full batch: TorchScript's profiling executor optimises the graph for the
-        # shapes of its first calls; after a smaller probe the batches ran ~10 % slower.
-        probe = torch.zeros(self.batch_size, 2, self.frame_length, device=self.device)
+        # The batch the model will run (with smoothing, one frame's noisy copies):
+        # TorchScript's profiling executor optimises the graph for the shapes of its
+        # first calls; after a smaller probe the batches ran ~10 % slower.
+        size = self.smoothing["samples"] if self.smoothing is not None else self.batch_size
+        probe = torch.zeros(size, 2, self.frame_length, device=self.device)
         with torch.inference_mode(), model_precision.autocast(self.precision, self.device.type):
             for _ in range(3):
                 self.model.module(probe)

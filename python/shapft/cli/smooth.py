@@ -28,11 +28,17 @@ def add_arguments(parser):
 
 def run(args):
     import math
+    from ..core import artifacts
     from ..learn import smoothing
     from ..studies import stages
 
-    if not math.isfinite(args.sigma_psr_db):
-        raise CommandError(f"--sigma-psr-db: must be a finite number, got {args.sigma_psr_db}")
+    try:
+        sigma = smoothing.sigma_from_psr_db(args.sigma_psr_db)
+    except OverflowError:
+        sigma = math.inf
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise CommandError(f"--sigma-psr-db: must give a noise level > 0 that a float holds, "
+                           f"got {args.sigma_psr_db} dB")
     if args.samples < 1:
         raise CommandError(f"--samples: must be >= 1, got {args.samples}")
     loaded = stages.load_model(args.model, "--model")
@@ -40,6 +46,8 @@ def run(args):
         raise CommandError(f"--model {args.model}: already a smoothed model; smooth its base "
                            f"{loaded.metadata['smoothing']['base']}")
     out = stages.writable_output(args.out, "--out", force=args.force)
-    metadata = smoothing.write_smoothed_model(loaded, out, args.sigma_psr_db, args.samples)
+    command = artifacts.command_line("smooth", ("--model", args.model), ("--sigma-psr-db", args.sigma_psr_db),
+                                     ("--samples", args.samples), ("--out", args.out))
+    metadata = smoothing.write_smoothed_model(loaded, out, args.sigma_psr_db, args.samples, command)
     print(f"wrote {out}: {metadata['arch']}, noise PSR {args.sigma_psr_db:g} dB (sigma "
           f"{metadata['smoothing']['sigma']:.4g}), {args.samples} noisy copies per pass")

@@ -125,22 +125,26 @@ class GaussianNoiseLoss:
         return {"method": self.method, "sigma": self.sigma, "psr_db": budget.eps_to_psr_db(self.sigma)}
 
 
-def write_smoothed_model(loaded, out, psr_db, samples):
+def write_smoothed_model(loaded, out, psr_db, samples, command):
     """Write the model file `out`: the model file `loaded` (core.model_file.LoadedModel,
     behind its deletion when it carries a mask) smoothed with noise of psr_db over
-    `samples` draws per pass (models.smoothed.SmoothedClassifier). Its metadata is the
-    base's with arch 'smoothed(<base arch>)', full frames in, no mask, and a `smoothing`
-    record naming the base. Returns the metadata written."""
+    `samples` draws per pass (models.smoothed.SmoothedClassifier), made by `command`.
+    Its metadata is the base's with arch 'smoothed(<base arch>)', full frames in, no
+    mask, its own provenance and training, and a `smoothing` record naming the base
+    (with the base's mask, provenance and training). Returns the metadata written."""
     from ..core import model_file
     from ..models import masked
     from ..models.smoothed import SmoothedClassifier
     base, frame_length = masked.full_frame_classifier(loaded)
     sigma = sigma_from_psr_db(psr_db)
     module = SmoothedClassifier(base, sigma, samples)
+    smoothing = {"method": "gaussian, soft (log mean softmax)", "psr_db": float(psr_db), "sigma": sigma,
+                 "samples": int(samples), "base": str(loaded.path), "base_sha256": loaded.sha256,
+                 "base_mask": loaded.mask, "base_provenance": loaded.metadata.get("provenance"),
+                 "base_training": loaded.metadata.get("training")}
     metadata = dict(loaded.metadata, arch=f"smoothed({loaded.arch})", frame_length=int(frame_length), mask=None,
                     output="log mean softmax over noisy copies [B, C] (logits of the smoothed distribution)",
-                    smoothing={"method": "gaussian (soft: mean softmax)", "psr_db": float(psr_db), "sigma": sigma,
-                               "samples": int(samples), "base": str(loaded.path), "base_sha256": loaded.sha256,
-                               "base_mask": loaded.mask})
+                    provenance={"command": command, "base_sha256": loaded.sha256},
+                    training={"method": "randomized smoothing (no training)"}, smoothing=smoothing)
     model_file.save(module, out, metadata)
     return metadata
