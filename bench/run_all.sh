@@ -28,6 +28,7 @@ run models "$PY" bench/bench_models.py --threads 2
 run blocks "$PY" bench/bench_blocks.py --cnn-lstm "$MODELS/cnn_lstm.pt" --compact "$MODELS/transformer_compact_attention_ard.pt"
 run blocks_detector "$PY" bench/bench_blocks.py --only detector:cnn_lstm --detector "$MODELS/attack_detector.pt"
 run blocks_smoothing "$PY" bench/bench_blocks.py --smoothing 10 --only sink:cnn_lstm --cnn-lstm "$MODELS/cnn_lstm.pt"
+run blocks_smoothing100 "$PY" bench/bench_blocks.py --smoothing 100 --only sink:cnn_lstm --cnn-lstm "$MODELS/cnn_lstm.pt"
 run blocks_1thread "$PY" bench/bench_blocks.py --threads 1 --cnn-lstm "$MODELS/cnn_lstm.pt" --compact "$MODELS/transformer_compact_attention_ard.pt"
 # The noisiest row (this host's 2-thread speed drifts), again with more rounds.
 run blocks_sink_compact "$PY" bench/bench_blocks.py --only sink:transformer_compact --repeats 7 \
