@@ -384,6 +384,24 @@ def test_command_trains_attacks_and_evaluates_in_bf16(tmp_path, data, shapft):
         assert {a["precision"] for a in entry["whitebox"]["attacks"]} == {"bf16"}
 
 
+def test_select_robust_keeps_the_most_robust_epoch(tmp_path, data, shapft):
+    out = tmp_path / "out"
+    args = ["distill", "--data", write_splits(tmp_path / "data", data), "--out", out, "--students", "ard",
+            "--epochs", 3, "--teacher-epochs", 1, "--pgd-steps", 1, "--eval-steps", 1, "--budgets=-25",
+            "--eval-frames", 22, "--quiet", "--threads", 1]
+    code, _, stderr = shapft(*args, "--select", "robust")
+    assert code == 0, stderr
+    results = json.loads((out / "distill_results.json").read_text())
+    assert results["command"].endswith("--select robust")
+    training = model_file.read_metadata(out / "transformer_compact_ard.pt")["training"]
+    assert training["selection"]["criterion"] == "val_robust_acc"
+    assert training["selection"]["steps"] == 1 and training["selection"]["frames"] == 1000
+    scores = [h["val_robust_acc"] for h in training["history"]]
+    assert len(scores) == 3 and training["best_epoch"] == 1 + int(np.argmax(scores))
+    code, _, stderr = shapft(*args)    # the same OUT selecting on the loss: refused, not mixed
+    assert code == 2 and "selection" in stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--students", "standard,trades"], "--students: unknown method 'trades'"),
     (["--alpha", "1.5"], "--alpha must be in [0, 1]"),

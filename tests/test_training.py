@@ -63,6 +63,33 @@ def test_early_stopping_stops_when_validation_loss_stops_improving(splits):
     assert val_loss < result.history[-1]["val_loss"]
 
 
+def test_robust_selection_keeps_the_most_robust_epoch(splits, tmp_path):
+    selection = training.RobustSelection(eps=0.1, steps=3, frames=40, seed=5)
+    config = training.TrainConfig(epochs=6, batch_size=32, lr=3e-3, patience=50, seed=0)
+    model = small_net(0)
+    checkpoint = tmp_path / "robust.ckpt"
+    result = training.fit(model, xy(splits["train"]), xy(splits["val"]), config, progress=False,
+                          selection=selection, checkpoint_path=checkpoint)
+    scores = [h["val_robust_acc"] for h in result.history]
+    assert result.best_epoch == 1 + int(np.argmax(scores)) and result.best_score == max(scores)
+    assert result.summary()["selection"]["criterion"] == "val_robust_acc"
+    # The score by hand: PGD from the same start on the same 40 validation frames, the kept weights.
+    x_val, y_val = xy(splits["val"])
+    index = torch.randperm(len(y_val), generator=torch.Generator().manual_seed(5))[:40].sort().values.numpy()
+    model.eval()
+    attack = attacks.make("pgd", model, eps=0.1, steps=3, seed=5)
+    adversarial = attack(torch.from_numpy(x_val[index]), torch.from_numpy(y_val[index]))
+    by_hand = float(np.mean(metrics.predict_logits(model, adversarial.numpy()).argmax(axis=1) == y_val[index]))
+    assert by_hand == pytest.approx(result.best_score)
+    # A checkpoint is resumed only under the criterion it was made with.
+    with pytest.raises(ValueError, match="selecting on robust validation accuracy .* not the validation loss"):
+        training.fit(small_net(0), xy(splits["train"]), xy(splits["val"]), config, progress=False,
+                     checkpoint_path=checkpoint)
+    for bad in (dict(eps=0.0), dict(eps=0.1, steps=0), dict(eps=0.1, frames=2.5)):
+        with pytest.raises(ValueError):
+            training.RobustSelection(**bad)
+
+
 def test_a_last_batch_of_one_frame_is_not_left_alone_with_batch_norm(splits):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(256, 16), nn.BatchNorm1d(16), nn.Linear(16, 11))

@@ -45,7 +45,11 @@ def add_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=200, help="frames per batch (default 200)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--patience", type=int, default=10,
-                        help="early stopping: epochs without a lower clean validation loss (default 10)")
+                        help="early stopping: epochs without a better --select criterion (default 10)")
+    parser.add_argument("--select", choices=("loss", "robust"), default="loss",
+                        help="early stopping and the epoch kept: the lowest clean validation loss (loss, the "
+                             "default) or the highest robust validation accuracy (robust: under PGD of the "
+                             "training budget and steps on 1,000 fixed validation frames)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--pgd-eps", type=float, default=None,
                         help=f"training PGD budget, L-inf per real component (default {d.DEFAULT_EPS}, "

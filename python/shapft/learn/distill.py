@@ -293,34 +293,36 @@ def make_loss(method, teacher=None, eps=DEFAULT_EPS, steps=DEFAULT_STEPS, temper
 # --------------------------------------------------------------------------------------
 
 def train(arch, loss_fn, train_xy, val_xy, config, checkpoint_path=None, progress=True,
-          frame_length=FRAME_LENGTH, precision="fp32", device="cpu"):
+          frame_length=FRAME_LENGTH, precision="fp32", device="cpu", selection=None):
     """A fresh `arch` model (initialised from config.seed on the CPU) trained with
-    `loss_fn` through training.fit in `precision` on `device`. Returns (model, TrainResult)."""
+    `loss_fn` through training.fit in `precision` on `device`, early stopping on the
+    validation loss or `selection` (training.RobustSelection). Returns (model, TrainResult)."""
     torch.manual_seed(config.seed)
     model = models.build(arch, frame_length=frame_length).to(device)
     result = training.fit(model, train_xy, val_xy, config, loss_fn=loss_fn,
-                          checkpoint_path=checkpoint_path, progress=progress, precision=precision)
+                          checkpoint_path=checkpoint_path, progress=progress, precision=precision,
+                          selection=selection)
     return model, result
 
 
 def train_teacher(train_xy, val_xy, config, eps=DEFAULT_EPS, steps=DEFAULT_STEPS,
                   checkpoint_path=None, progress=True, arch=TEACHER_ARCH, frame_length=FRAME_LENGTH,
-                  precision="fp32", device="cpu"):
+                  precision="fp32", device="cpu", selection=None):
     """The robust teacher: `arch` (transformer_large) with PGD adversarial training."""
     loss = PGDATLoss(eps, steps, seed=config.seed)
     model, result = train(arch, loss, train_xy, val_xy, config, checkpoint_path, progress, frame_length,
-                          precision, device)
+                          precision, device, selection)
     return model, result, loss.info()
 
 
 def train_student(method, train_xy, val_xy, config, teacher=None, checkpoint_path=None,
                   progress=True, arch=STUDENT_ARCH, frame_length=FRAME_LENGTH, precision="fp32",
-                  device="cpu", **loss_settings):
+                  device="cpu", selection=None, **loss_settings):
     """A compact student trained by `method` on `device` (the teacher's); loss_settings go
     to make_loss."""
     loss = make_loss(method, teacher=teacher, seed=config.seed, **loss_settings)
     model, result = train(arch, loss, train_xy, val_xy, config, checkpoint_path, progress, frame_length,
-                          precision, device)
+                          precision, device, selection)
     return model, result, loss.info()
 
 

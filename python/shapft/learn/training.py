@@ -8,8 +8,9 @@ train mode and returns the batch's scalar loss, or `(loss, logits)` to have trai
 accuracy reported (logits on whatever inputs the loss used, e.g. adversarial ones).
 A loss that crafts adversarial examples inside may simply call an `attacks.Attack`:
 attacks craft in eval mode and restore train mode before returning, so the update
-runs in train mode. Validation is always clean cross-entropy in eval mode, the
-early-stopping criterion.
+runs in train mode. Validation is clean cross-entropy in eval mode, the early-stopping
+criterion; with a RobustSelection the criterion is instead the accuracy on fixed
+validation frames under PGD (the model kept is the most robust one).
 
 In a process group (learn.distributed: `torchrun ... shapft train`) the processes train
 one model, each on its shard of every batch, their gradients combined; every process
@@ -52,6 +53,47 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class RobustSelection:
+    """Early stopping and model selection on robust validation accuracy: the accuracy on
+    `frames` validation frames (a fixed draw from `seed`) under PGD of `steps` steps at
+    L-infinity budget `eps` from a fixed random start, higher better. A robust model's
+    clean validation loss can rise while its robustness still improves (and the other way
+    round), so adversarial training selects on this instead."""
+    eps: float
+    steps: int = 10
+    frames: int = 1000
+    seed: int = 0
+    name = "val_robust_acc"
+
+    def __post_init__(self):
+        if not self.eps > 0:
+            raise ValueError(f"eps must be > 0, got {self.eps!r}")
+        for name in ("steps", "frames"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+
+    def describe(self):
+        return {"criterion": self.name, **dataclasses.asdict(self)}
+
+    def score(self, model, frames, device, precision):
+        """The robust accuracy of `model` (left in eval mode) on the fixed frames."""
+        from .. import attacks
+        order = torch.randperm(len(frames), generator=torch.Generator().manual_seed(self.seed))
+        index = order[:self.frames].sort().values
+        x, y = frames.read(index).to(device), frames.labels[index].to(device)
+        model.eval()
+        attack = attacks.make("pgd", model, eps=self.eps, steps=self.steps, seed=self.seed,
+                              frame_length=x.shape[-1], precision=precision)
+        correct = 0
+        for start in range(0, len(x), 250):
+            xb, yb = x[start:start + 250], y[start:start + 250]
+            adversarial = attack(xb, yb)
+            with torch.no_grad(), model_precision.autocast(precision, device.type):
+                correct += int((model(adversarial).float().argmax(dim=1) == yb).sum())
+        return correct / len(x)
+
+
+@dataclasses.dataclass
 class TrainResult:
     history: list            # one dict per epoch: epoch, train_loss, train_acc, val_loss, val_acc, seconds
     best_epoch: int          # 1-based epoch whose weights the model now holds
@@ -62,6 +104,8 @@ class TrainResult:
     precision: str = "fp32"  # what the forward passes ran in (models.precision)
     device: str = "cpu"      # where it trained (models.device; rank 0's in a process group)
     world_size: int = 1      # processes that trained it together (learn.distributed)
+    selection: dict = None   # RobustSelection.describe() when it chose the epoch, else None (val loss)
+    best_score: float = None  # its robust validation accuracy at best_epoch
 
     @property
     def epochs_run(self):
@@ -76,7 +120,9 @@ class TrainResult:
         return {"epochs_run": self.epochs_run, "best_epoch": self.best_epoch,
                 "best_val_loss": self.best_val_loss, "best_val_acc": self.best_val_acc,
                 "stopped_early": self.stopped_early, "seconds": round(self.seconds, 1),
-                "precision": self.precision, "device": self.device, "world_size": self.world_size}
+                "precision": self.precision, "device": self.device, "world_size": self.world_size,
+                **({"selection": self.selection, "best_val_robust_acc": self.best_score}
+                   if self.selection else {})}
 
 
 def cross_entropy_loss(model, x, y):
@@ -85,7 +131,7 @@ def cross_entropy_loss(model, x, y):
 
 
 def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None, progress=True,
-        precision="fp32"):
+        precision="fp32", selection=None):
     """Train `model` in place on `train_xy`, early stopping on `val_xy`; return a
     TrainResult with the best-validation-loss weights restored. Each is a pair (x [N, 2, L]
     float32, y [N] class indices) of arrays or tensors, or a recording (core.recording:
@@ -101,7 +147,9 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     another precision. Training runs on the model's device (models.device): the frames
     stay on the CPU and go there a batch at a time; a run may resume on another device.
     In a process group (learn.distributed) the processes share every batch; a run may
-    resume with another number of processes.
+    resume with another number of processes. selection (a RobustSelection): early stopping
+    and the weights kept follow the robust validation accuracy instead of the validation
+    loss (part of the checkpoint's identity).
     """
     config = config or TrainConfig()
     device = model_device.of(model)
@@ -119,10 +167,11 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     world.broadcast_weights(model)
     state = {"epoch": 0, "history": [], "best_state": copy.deepcopy(model.state_dict()),
              "best_epoch": 0, "best_val_loss": float("inf"), "best_val_acc": 0.0,
-             "stale_epochs": 0, "stopped_early": False}
+             "stale_epochs": 0, "stopped_early": False, "best_score": None,
+             "selection": selection.describe() if selection else None}
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     if checkpoint_path and checkpoint_path.exists():
-        state = _load_checkpoint(checkpoint_path, model, optimizer, shuffle, config)
+        state = _load_checkpoint(checkpoint_path, model, optimizer, shuffle, config, state["selection"])
     world.check_same(state["epoch"], device, f"checkpoint {checkpoint_path}: the processes found different "
                      "checkpoints (every node must read the one rank 0 writes)")
     resumed_from = state["epoch"]
@@ -137,12 +186,18 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
         world.average_buffers(model)
         with model_precision.autocast(precision, device.type):
             val_loss, val_acc = _validate(model, val, config.batch_size, device, world)
-        state["history"].append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
-                                 "val_loss": val_loss, "val_acc": val_acc,
-                                 "seconds": time.perf_counter() - start})
-        if val_loss < state["best_val_loss"] - config.min_delta:
+        entry = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
+                 "val_loss": val_loss, "val_acc": val_acc}
+        if selection:
+            score = selection.score(model, val, device, precision)
+            entry[selection.name] = score
+            improved = state["best_score"] is None or score > state["best_score"] + config.min_delta
+        else:
+            score, improved = None, val_loss < state["best_val_loss"] - config.min_delta
+        state["history"].append({**entry, "seconds": time.perf_counter() - start})
+        if improved:
             state.update(best_state=copy.deepcopy(model.state_dict()), best_epoch=epoch + 1,
-                         best_val_loss=val_loss, best_val_acc=val_acc, stale_epochs=0)
+                         best_val_loss=val_loss, best_val_acc=val_acc, best_score=score, stale_epochs=0)
         else:
             state["stale_epochs"] += 1
             state["stopped_early"] = state["stale_epochs"] >= config.patience
@@ -161,7 +216,7 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
     model.load_state_dict(state["best_state"])
     return TrainResult(state["history"], state["best_epoch"], state["best_val_loss"],
                        state["best_val_acc"], state["stopped_early"], resumed_from, precision, str(device),
-                       world.size)
+                       world.size, state["selection"], state["best_score"])
 
 
 def check_shares(batch_size, processes):
@@ -293,7 +348,7 @@ def _save_checkpoint(path, model, optimizer, shuffle, config, state):
         torch.save(checkpoint, tmp)
 
 
-def _load_checkpoint(path, model, optimizer, shuffle, config):
+def _load_checkpoint(path, model, optimizer, shuffle, config, selection):
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for damaged archives
@@ -307,6 +362,9 @@ def _load_checkpoint(path, model, optimizer, shuffle, config):
         changed = ", ".join(f"{k} {saved[k]!r} -> {wanted[k]!r}" for k in wanted if saved[k] != wanted[k])
         raise ValueError(f"checkpoint {path} was made with other settings ({changed}); "
                          "resume with the same settings or delete it")
+    if checkpoint.get("selection") != selection:   # checkpoints before selection existed: None, val loss
+        raise ValueError(f"checkpoint {path} was made selecting on {_criterion(checkpoint.get('selection'))}, "
+                         f"not {_criterion(selection)}; resume with the same settings or delete it")
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as err:
@@ -314,5 +372,10 @@ def _load_checkpoint(path, model, optimizer, shuffle, config):
     optimizer.load_state_dict(checkpoint["optimizer"])
     torch.set_rng_state(checkpoint["rng"]["torch"])
     shuffle.set_state(checkpoint["rng"]["shuffle"])
-    return {k: checkpoint[k] for k in ("epoch", "history", "best_state", "best_epoch", "best_val_loss",
-                                       "best_val_acc", "stale_epochs", "stopped_early")}
+    state = {k: checkpoint[k] for k in ("epoch", "history", "best_state", "best_epoch", "best_val_loss",
+                                        "best_val_acc", "stale_epochs", "stopped_early")}
+    return {**state, "best_score": checkpoint.get("best_score"), "selection": selection}
+
+
+def _criterion(selection):
+    return "the validation loss" if selection is None else f"robust validation accuracy {selection}"

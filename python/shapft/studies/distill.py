@@ -29,6 +29,9 @@ RESULTS_FILE = "distill_results.json"
 TABLE_FILE = "distill_table.md"
 
 
+SELECTIONS = ("loss", "robust")   # --select
+ROBUST_SELECTION_FRAMES = 1000
+
 @dataclasses.dataclass
 class DistillSettings:
     """The study's options, one field per `shapft distill` option (same defaults).
@@ -52,6 +55,7 @@ class DistillSettings:
     eval_frames: int = 0
     seed: int = 0
     precision: str = "fp32"                 # of training, attacks and evaluation (models.precision)
+    select: str = "loss"                    # early stopping on: val loss, or robust val accuracy
 
     def __post_init__(self):
         model_precision.check(self.precision, "--precision")
@@ -62,7 +66,8 @@ class DistillSettings:
         self.training_eps   # raises ValueError on a bad --pgd-eps / --pgd-psr-db
         _check_numbers(self)
         for option, value, choices in (("--attention-heads", self.attention_heads, distill.HEAD_MODES),
-                                       ("--attention-distance", self.attention_distance, distill.DISTANCES)):
+                                       ("--attention-distance", self.attention_distance, distill.DISTANCES),
+                                       ("--select", self.select, SELECTIONS)):
             if value not in choices:
                 raise ValueError(f"{option}: invalid choice {value!r} (choose from {', '.join(choices)})")
         self.train_config(self.teacher_epochs)
@@ -84,6 +89,15 @@ class DistillSettings:
         if eps == 0:
             raise ValueError("--pgd-eps must be > 0")
         return eps
+
+    @property
+    def selection(self):
+        """The training.RobustSelection of --select robust (PGD of the training budget and
+        steps on 1,000 fixed validation frames), None for the validation loss."""
+        if self.select == "loss":
+            return None
+        return training.RobustSelection(self.training_eps, steps=self.pgd_steps, frames=ROBUST_SELECTION_FRAMES,
+                                        seed=self.seed)
 
     def train_config(self, epochs):
         """The TrainConfig of a training run of `epochs` epochs (teacher or students)."""
@@ -164,12 +178,12 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
     if teacher_path is None:
         teacher_path = out / TEACHER_FILE
         loss_info = distill.PGDATLoss(eps, s.pgd_steps, seed=s.seed).info()
-        request = _request(loss_info, teacher_config, None)
+        request = _request(loss_info, teacher_config, None, s.selection)
 
         def train_teacher(checkpoint):
             model, result, info = distill.train_teacher(
                 train_xy, val_xy, teacher_config, eps, s.pgd_steps, checkpoint, progress,
-                frame_length=frame_length, precision=precision, device=device)
+                frame_length=frame_length, precision=precision, device=device, selection=s.selection)
             return model, result, info
         timings[teacher_path.stem] = _train_or_reuse(
             teacher_path, distill.TEACHER_ARCH, request, train_teacher, teacher_config, provenance,
@@ -195,14 +209,15 @@ def run_study(data_dir, out_dir, settings, teacher=None, transfer_models=(), pro
         uses_teacher = method in ("ard", "attention_ard")
         probe = distill.make_loss(method, teacher=teacher_model.module if uses_teacher else None,
                                   seed=s.seed, **loss_settings)
-        request = _request(probe.info(), student_config, teacher_model.sha256 if uses_teacher else None)
+        request = _request(probe.info(), student_config, teacher_model.sha256 if uses_teacher else None,
+                           s.selection)
 
         def train_student(checkpoint, method=method, uses_teacher=uses_teacher):
             return distill.train_student(method, train_xy, val_xy, student_config,
                                          teacher=teacher_model.module if uses_teacher else None,
                                          checkpoint_path=checkpoint, progress=progress,
                                          frame_length=frame_length, precision=precision, device=device,
-                                         **loss_settings)
+                                         selection=s.selection, **loss_settings)
         timings[path.stem] = _train_or_reuse(
             path, distill.STUDENT_ARCH, request, train_student, student_config, provenance, frame_length,
             teacher_meta if uses_teacher else None, log)
@@ -382,10 +397,14 @@ def _train_or_reuse(path, arch, request, train_fn, config, provenance, frame_len
     return round(result.seconds, 1)
 
 
-def _request(loss_info, config, teacher_sha256):
-    """What a model is made from: loss settings, TrainConfig, teacher (compared on reuse)."""
+def _request(loss_info, config, teacher_sha256, selection=None):
+    """What a model is made from: loss settings, TrainConfig, teacher and, when not the
+    validation loss, the selection criterion (compared on reuse)."""
     settings = {k: v for k, v in loss_info.items() if k != "layer_map"}
-    return {"settings": settings, "config": dataclasses.asdict(config), "teacher_sha256": teacher_sha256}
+    request = {"settings": settings, "config": dataclasses.asdict(config), "teacher_sha256": teacher_sha256}
+    if selection is not None:
+        request["selection"] = selection.describe()
+    return request
 
 
 def _difference(old, new):
@@ -482,4 +501,5 @@ def _command_line(data_dir, out_dir, s, teacher, transfer_models):
         ("--budgets", ",".join(budget.psr_text(b) for b in s.budgets)),
         ("--eval-steps", s.eval_steps), ("--eval-frames", s.eval_frames),
         ("--transfer-models", ",".join(transfer_models) or None), ("--seed", s.seed),
-        ("--precision", None if s.precision == "fp32" else s.precision))   # as reproduce: not at the default
+        ("--precision", None if s.precision == "fp32" else s.precision),
+        ("--select", None if s.select == "loss" else s.select))   # as reproduce: not at the default
