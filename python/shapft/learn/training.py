@@ -75,22 +75,18 @@ class RobustSelection:
     def describe(self):
         return {"criterion": self.name, **dataclasses.asdict(self)}
 
-    def score(self, model, frames, device, precision):
+    def score(self, model, frames, precision):
         """The robust accuracy of `model` (left in eval mode) on the fixed frames."""
         from .. import attacks
+        from . import metrics
         order = torch.randperm(len(frames), generator=torch.Generator().manual_seed(self.seed))
         index = order[:self.frames].sort().values
-        x, y = frames.read(index).to(device), frames.labels[index].to(device)
+        x, y = frames.read(index).numpy(), frames.labels[index].numpy()
         model.eval()
         attack = attacks.make("pgd", model, eps=self.eps, steps=self.steps, seed=self.seed,
                               frame_length=x.shape[-1], precision=precision)
-        correct = 0
-        for start in range(0, len(x), 250):
-            xb, yb = x[start:start + 250], y[start:start + 250]
-            adversarial = attack(xb, yb)
-            with torch.no_grad(), model_precision.autocast(precision, device.type):
-                correct += int((model(adversarial).float().argmax(dim=1) == yb).sum())
-        return correct / len(x)
+        adversarial = attacks.attack_array(attack, x, y, batch_size=250)
+        return metrics.model_accuracy(model, adversarial, y, precision=precision)
 
 
 @dataclasses.dataclass
@@ -189,7 +185,7 @@ def fit(model, train_xy, val_xy, config=None, loss_fn=None, checkpoint_path=None
         entry = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                  "val_loss": val_loss, "val_acc": val_acc}
         if selection:
-            score = selection.score(model, val, device, precision)
+            score = selection.score(model, val, precision)
             entry[selection.name] = score
             improved = state["best_score"] is None or score > state["best_score"] + config.min_delta
         else:
