@@ -42,6 +42,12 @@ def test_noise_psr_and_radius_psr_follow_the_budget_units():
     assert smoothing.radius_psr_db(1.0, 128) == budget.eps_to_psr_db(1.0, "l2", 128)
 
 
+def test_a_noise_psr_without_a_usable_noise_level_is_refused():
+    for psr_db in (float("nan"), float("inf"), 4000.0, -4000.0):
+        with pytest.raises(ValueError, match=r"^must give a noise level > 0 that a float holds, got .* dB$"):
+            smoothing.sigma_from_psr_db(psr_db)
+
+
 def test_counts_and_noise_are_those_of_the_generator():
     x = torch.zeros(3, 2, 8)
     x[0, 0, 0], x[1, 0, 0], x[2, 0, 0] = 5.0, -5.0, 0.0
@@ -130,6 +136,12 @@ def test_cli_train_with_noise_and_certify(shapft, tmp_path):
     code, _, err = shapft("certify", "--model", out, "--data", data / "test.sigmf-meta", "--out", report,
                           "--sigma-psr-db", -15, "--n", 0, "--quiet")
     assert code == 2 and "--n: must be >= 1" in err
+    code, _, err = shapft("certify", "--model", out, "--data", data / "test.sigmf-meta", "--out", report,
+                          "--sigma-psr-db", 4000, "--quiet")
+    assert code == 2 and "--sigma-psr-db: must give a noise level > 0" in err
+    code, _, err = shapft("train", "--arch", "transformer_compact", "--data", data, "--out", tmp_path / "x.pt",
+                          "--epochs", 1, "--noise-psr-db", -4000, "--threads", 1, "--quiet")
+    assert code == 2 and "--noise-psr-db: must give a noise level > 0" in err
 
 
 class Recorder(torch.nn.Module):

@@ -390,6 +390,7 @@ class qa_classifier_sink(gr_unittest.TestCase):
         self.assertTrue(np.isnan(sink.accuracy()))
         self.assertEqual(sink.results()["frames_abstained"], 89)
         for kwargs, name in ((dict(smoothing_psr_db=float("nan")), "smoothing_psr_db"),
+                             (dict(smoothing_psr_db=4000), "^smoothing_psr_db: must give a noise level > 0"),
                              (dict(smoothing_psr_db=-20, smoothing_samples=0), "smoothing_samples"),
                              (dict(smoothing_psr_db=-20, smoothing_alpha=1.5), "smoothing_alpha")):
             with self.assertRaisesRegex(ValueError, name):

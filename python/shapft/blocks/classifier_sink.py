@@ -93,7 +93,11 @@ class classifier_sink(WorkerBlock, QuietBuffers, gr.sync_block):
             alpha = params.number(smoothing_alpha, "smoothing_alpha")
             if not 0 < alpha < 1:
                 raise ValueError(f"smoothing_alpha: must be between 0 and 1, got {smoothing_alpha!r}")
-            self.smoothing = {"psr_db": psr, "sigma": smoothing.sigma_from_psr_db(psr), "alpha": alpha,
+            try:
+                sigma = smoothing.sigma_from_psr_db(psr)
+            except ValueError as err:
+                raise ValueError(f"smoothing_psr_db: {err}") from None
+            self.smoothing = {"psr_db": psr, "sigma": sigma, "alpha": alpha,
                               "samples": params.integer(smoothing_samples, "smoothing_samples", minimum=1)}
         self.seed = params.integer(seed, "seed")
         self.model = load_model(model_path, batch_size, num_threads,

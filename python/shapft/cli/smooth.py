@@ -27,18 +27,14 @@ def add_arguments(parser):
 
 
 def run(args):
-    import math
     from ..core import artifacts
     from ..learn import smoothing
     from ..studies import stages
 
     try:
-        sigma = smoothing.sigma_from_psr_db(args.sigma_psr_db)
-    except OverflowError:
-        sigma = math.inf
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise CommandError(f"--sigma-psr-db: must give a noise level > 0 that a float holds, "
-                           f"got {args.sigma_psr_db} dB")
+        smoothing.sigma_from_psr_db(args.sigma_psr_db)   # refused here, before the model loads
+    except ValueError as err:
+        raise CommandError(f"--sigma-psr-db: {err}") from None
     if args.samples < 1:
         raise CommandError(f"--samples: must be >= 1, got {args.samples}")
     loaded = stages.load_model(args.model, "--model")

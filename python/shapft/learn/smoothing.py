@@ -23,8 +23,16 @@ ABSTAIN = -1
 
 
 def sigma_from_psr_db(psr_db):
-    """The per-component noise standard deviation of a noise-to-signal ratio in dB."""
-    return budget.psr_db_to_eps(psr_db, "linf")
+    """The per-component noise standard deviation of a noise-to-signal ratio in dB. A ratio
+    that gives no usable noise level (not finite, or beyond what a float holds either way)
+    is a ValueError, which the caller prefixes with its option's name."""
+    try:
+        sigma = budget.psr_db_to_eps(psr_db, "linf") if math.isfinite(psr_db) else math.nan
+    except OverflowError:
+        sigma = math.inf
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"must give a noise level > 0 that a float holds, got {psr_db!r} dB")
+    return sigma
 
 
 def radius_psr_db(radius, frame_length):

@@ -21,6 +21,10 @@ def certify_recording(model, data, out, sigma_psr_db, n0=100, n=1000, alpha=0.00
     import torch
     from ..learn import metrics, smoothing
 
+    try:
+        sigma = smoothing.sigma_from_psr_db(sigma_psr_db)
+    except ValueError as err:
+        raise ValueError(f"--sigma-psr-db: {err}") from None
     device = run_device(device)
     loaded = load_model(model, "--model").to(device)
     rec, check = read_recording(data, "--data", loaded, invalid_frames)
@@ -28,7 +32,6 @@ def certify_recording(model, data, out, sigma_psr_db, n0=100, n=1000, alpha=0.00
     classifier = stages.classifier(loaded, rec.frame_length)
     out = Path(out)
     artifacts.writable_dir(out)
-    sigma = smoothing.sigma_from_psr_db(sigma_psr_db)
     x = torch.from_numpy(rec.model_input())
     classes = len(loaded.classes)
     chunks = range(0, len(x), 50)

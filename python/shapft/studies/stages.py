@@ -218,7 +218,11 @@ def train_classifier(arch, data, out, epochs=200, batch_size=200, lr=1e-3, patie
         from ..learn import smoothing
         if not math.isfinite(noise_psr_db):
             raise ValueError(f"--noise-psr-db must be finite, got {noise_psr_db!r}")
-        loss_fn = smoothing.GaussianNoiseLoss(smoothing.sigma_from_psr_db(noise_psr_db), seed)
+        try:
+            sigma = smoothing.sigma_from_psr_db(noise_psr_db)
+        except ValueError as err:
+            raise ValueError(f"--noise-psr-db: {err}") from None
+        loss_fn = smoothing.GaussianNoiseLoss(sigma, seed)
         noise = loss_fn.info()
         x_val = val_xy.batch(np.arange(len(val_xy)))
         draw = torch.randn(x_val.shape, generator=torch.Generator().manual_seed(seed + 1)).numpy()
